@@ -23,7 +23,7 @@ test: build
 # The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 test-asan:
 	$(MAKE) test BUILD=build-asan \
-	    CMAKE_FLAGS="-DJ4_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug"
+	    CMAKE_FLAGS="-DCMAKE_C_COMPILER=clang -DJ4_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug"
 
 demo: build
 	./scripts/demo.sh $(BUILD)

@@ -25,6 +25,11 @@ for p in $BUILD $RUNTIME $COMPOSE; do
     fi
 done
 
+# Node.js runs the GraphQL and gRPC test targets. A machine may carry a
+# Node.js that did not come from Debian; any node and npm on PATH do.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+
 if [ -z "$missing" ]; then
     echo "install-deps: all packages present"
     exit 0

@@ -1,0 +1,335 @@
+/*
+ * j4.c - the j4 command: J4 for people at a terminal or in CI.
+ *
+ *   j4 submit FILE [--wait]   submit a scenario; --wait shows it live
+ *   j4 watch ID               live view of a running scenario
+ *   j4 ls                     every scenario, newest first
+ *   j4 status ID              one scenario as JSON
+ *   j4 stop ID                stop a scenario
+ *   j4 executors              live and lost executors
+ *
+ * Exit codes: 0 success (for --wait: the scenario finished), 1 the
+ * scenario ended otherwise (stopped, failed), 2 usage, 3 the distributor
+ * could not be reached or refused the request.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "client.h"
+#include "j4.h"
+#include "view.h"
+
+enum { EXIT_ENDED_BADLY = 1, EXIT_USAGE = 2, EXIT_REMOTE = 3 };
+
+struct cli {
+    struct client client;
+    int wait;
+    int per_executor;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig)
+{
+    interrupted = sig;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: j4 [--server URL] [--token TOKEN] COMMAND [ARGS]\n"
+            "\n"
+            "commands:\n"
+            "  submit FILE [--wait] [--executors]  submit a scenario "
+            "(FILE may be -)\n"
+            "  watch ID [--executors]              follow a scenario live\n"
+            "  ls                                  list scenarios\n"
+            "  status ID                           show one scenario (JSON)\n"
+            "  stop ID                             stop a scenario\n"
+            "  executors                           list executors\n"
+            "\n"
+            "environment: J4_SERVER (default http://127.0.0.1:8080), "
+            "J4_API_TOKEN\n");
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    size_t len = 0, cap = 4096;
+    char *buf;
+
+    if (f == NULL)
+        return NULL;
+    buf = malloc(cap);
+    while (buf) {
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
+
+        len += n;
+        if (n == 0)
+            break;
+        if (cap - len <= 1) {
+            char *grown = cap < (16u << 20) ? realloc(buf, cap * 2) : NULL;
+
+            if (grown == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+    }
+    if (buf)
+        buf[len] = '\0';
+    if (f != stdin)
+        fclose(f);
+    return buf;
+}
+
+/* Calls the API and prints a refusal. Returns the reply or NULL. */
+static json_t *call(struct cli *cli, const char *method, const char *path,
+                    const char *body, long want)
+{
+    json_t *reply = NULL;
+    long status = 0;
+    char msg[512];
+
+    if (client_call(&cli->client, method, path, body, &status, &reply)) {
+        fprintf(stderr, "j4: %s\n", cli->client.error);
+        return NULL;
+    }
+    if (status != want) {
+        fprintf(stderr, "j4: %s %s: %s\n", method, path,
+                client_error_text(reply, status, msg, sizeof(msg)));
+        json_decref(reply);
+        return NULL;
+    }
+    if (reply == NULL)
+        fprintf(stderr, "j4: %s %s: the answer is not JSON\n", method, path);
+    return reply;
+}
+
+static int print_json(json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+    if (text)
+        puts(text);
+    free(text);
+    json_decref(doc);
+    return 0;
+}
+
+static int state_exit(json_t *scenario)
+{
+    const char *state = json_string_value(json_object_get(scenario,
+                                                          "state"));
+
+    return state && strcmp(state, "finished") == 0 ? 0 : EXIT_ENDED_BADLY;
+}
+
+/* Follows scenario id until it ends (or Ctrl-C), then reports. */
+static int watch(struct cli *cli, long long id)
+{
+    struct view v;
+    char path[64];
+    json_t *scenario = NULL;
+    int rc;
+
+    view_init(&v, stdout, cli->per_executor);
+    snprintf(path, sizeof(path), "/scenarios/%lld", id);
+    while (!interrupted) {
+        json_t *now = call(cli, "GET", path, NULL, 200);
+
+        if (now == NULL) {
+            json_decref(scenario);
+            return EXIT_REMOTE;
+        }
+        json_decref(scenario);
+        scenario = now;
+        if (view_is_ended(scenario))
+            break;
+        view_progress(&v, scenario);
+        usleep(v.tty ? 250000 : 1000000);
+    }
+    if (interrupted) {
+        fprintf(stderr, "\nj4: stopped watching; scenario %lld goes on "
+                        "(j4 stop %lld stops it)\n", id, id);
+        json_decref(scenario);
+        return EXIT_ENDED_BADLY;
+    }
+    view_report(&v, scenario);
+    rc = state_exit(scenario);
+    json_decref(scenario);
+    return rc;
+}
+
+static int cmd_submit(struct cli *cli, const char *file)
+{
+    char *body = read_file(file);
+    json_t *reply;
+    long long id;
+
+    if (body == NULL) {
+        fprintf(stderr, "j4: unable to read '%s'\n", file);
+        return EXIT_USAGE;
+    }
+    reply = call(cli, "POST", "/scenarios", body, 201);
+    free(body);
+    if (reply == NULL)
+        return EXIT_REMOTE;
+    id = (long long)json_integer_value(json_object_get(reply, "id"));
+    json_decref(reply);
+    printf("submitted scenario %lld\n", id);
+    fflush(stdout);
+    return cli->wait ? watch(cli, id) : 0;
+}
+
+static int parse_id(const char *text, long long *id)
+{
+    char *end;
+
+    *id = strtoll(text, &end, 10);
+    if (*text == '\0' || *end != '\0' || *id <= 0) {
+        fprintf(stderr, "j4: '%s' is not a scenario id\n", text);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_with_id(struct cli *cli, const char *cmd, const char *arg)
+{
+    char path[96];
+    long long id;
+    json_t *reply;
+
+    if (parse_id(arg, &id))
+        return EXIT_USAGE;
+    if (strcmp(cmd, "watch") == 0)
+        return watch(cli, id);
+    if (strcmp(cmd, "stop") == 0) {
+        snprintf(path, sizeof(path), "/scenarios/%lld/stop", id);
+        reply = call(cli, "POST", path, "", 202);
+        if (reply == NULL)
+            return EXIT_REMOTE;
+        printf("stopping scenario %lld\n", id);
+        json_decref(reply);
+        return 0;
+    }
+    snprintf(path, sizeof(path), "/scenarios/%lld", id);
+    reply = call(cli, "GET", path, NULL, 200);
+    return reply ? print_json(reply) : EXIT_REMOTE;
+}
+
+static int cmd_ls(struct cli *cli)
+{
+    json_t *reply = call(cli, "GET", "/scenarios", NULL, 200);
+    json_t *s;
+    size_t i;
+
+    if (reply == NULL)
+        return EXIT_REMOTE;
+    printf("%-6s %-24s %-10s %-9s %-9s %s\n", "ID", "NAME", "STATE",
+           "PHASE", "WORKERS", "REQUESTS");
+    json_array_foreach(json_object_get(reply, "scenarios"), i, s) {
+        json_t *m = json_object_get(s, "metrics");
+
+        printf("%-6lld %-24s %-10s %-9s %4d/%-4d %.0f\n",
+               (long long)json_integer_value(json_object_get(s, "id")),
+               json_string_value(json_object_get(s, "name")),
+               json_string_value(json_object_get(s, "state")),
+               json_string_value(json_object_get(s, "phase")),
+               (int)json_number_value(json_object_get(s, "running")),
+               (int)json_number_value(json_object_get(s, "planned")),
+               json_number_value(json_object_get(m, "requests")));
+    }
+    json_decref(reply);
+    return 0;
+}
+
+static int cmd_executors(struct cli *cli)
+{
+    json_t *reply = call(cli, "GET", "/executors", NULL, 200);
+
+    return reply ? print_json(reply) : EXIT_REMOTE;
+}
+
+static int dispatch(struct cli *cli, int argc, char **argv)
+{
+    const char *cmd = argv[0];
+
+    if (strcmp(cmd, "submit") == 0 && argc == 2)
+        return cmd_submit(cli, argv[1]);
+    if (strcmp(cmd, "ls") == 0 && argc == 1)
+        return cmd_ls(cli);
+    if (strcmp(cmd, "executors") == 0 && argc == 1)
+        return cmd_executors(cli);
+    if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "stop") == 0 ||
+         strcmp(cmd, "watch") == 0) && argc == 2)
+        return cmd_with_id(cli, cmd, argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"server", required_argument, NULL, 's'},
+        {"token", required_argument, NULL, 't'},
+        {"wait", no_argument, NULL, 'w'},
+        {"executors", no_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *server = getenv("J4_SERVER");
+    const char *token = getenv("J4_API_TOKEN");
+    struct cli cli;
+    int c, rc;
+
+    memset(&cli, 0, sizeof(cli));
+    while ((c = getopt_long(argc, argv, "+s:t:weh", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': server = optarg; break;
+        case 't': token = optarg; break;
+        case 'w': cli.wait = 1; break;
+        case 'e': cli.per_executor = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    /* Options may also follow the command ("submit FILE --wait"). */
+    for (int i = optind; i < argc; i++) {
+        if (strcmp(argv[i], "--wait") == 0 ||
+            strcmp(argv[i], "--executors") == 0) {
+            if (argv[i][2] == 'w')
+                cli.wait = 1;
+            else
+                cli.per_executor = 1;
+            memmove(&argv[i], &argv[i + 1], (argc - i - 1) * sizeof(*argv));
+            argc--;
+            i--;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (client_init(&cli.client, server ? server : "http://127.0.0.1:8080",
+                    token)) {
+        fprintf(stderr, "j4: out of memory\n");
+        return EXIT_REMOTE;
+    }
+    rc = dispatch(&cli, argc - optind, argv + optind);
+    client_release(&cli.client);
+    curl_global_cleanup();
+    return rc;
+}
