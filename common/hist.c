@@ -120,14 +120,17 @@ void hist_drain(struct hist *src, struct hist *dst)
 
 void hist_merge(struct hist *dst, const struct hist *src)
 {
+    /* A delta drained beside a writer may carry a sample's sum or extreme
+     * without its count (or the reverse); every part is merged on its
+     * own so the totals still come out exact. */
     for (uint32_t i = src->lo; i < src->hi; i++)
         dst->counts[i] += src->counts[i];
-    if (src->total == 0)
-        return;
-    if (src->lo < dst->lo)
-        dst->lo = src->lo;
-    if (src->hi > dst->hi)
-        dst->hi = src->hi;
+    if (src->lo < src->hi) {
+        if (src->lo < dst->lo)
+            dst->lo = src->lo;
+        if (src->hi > dst->hi)
+            dst->hi = src->hi;
+    }
     dst->total += src->total;
     dst->sum_us += src->sum_us;
     if (src->min_us < dst->min_us)

@@ -114,7 +114,8 @@ enum phase schedule_phase(const struct schedule *s, int64_t t_ms)
     return PHASE_DONE;
 }
 
-int64_t schedule_next_change_ms(const struct schedule *s, int64_t t_ms)
+/* The next step boundary after t_ms, whether or not the count moves. */
+static int64_t next_boundary(const struct schedule *s, int64_t t_ms)
 {
     int64_t hold_start = schedule_hold_start_ms(s);
     int64_t hold_end = hold_start + s->hold_ms;
@@ -137,4 +138,16 @@ int64_t schedule_next_change_ms(const struct schedule *s, int64_t t_ms)
         return hold_end + ((t_ms - hold_end) / down + 1) * down;
     }
     return INT64_MAX;
+}
+
+int64_t schedule_next_change_ms(const struct schedule *s, int64_t t_ms)
+{
+    uint32_t now = schedule_planned(s, t_ms);
+    int64_t t = next_boundary(s, t_ms);
+
+    /* With hold 0 the first rampdown step can land on the count the last
+     * rampup step left; skip boundaries where nothing moves. */
+    while (t != INT64_MAX && schedule_planned(s, t) == now)
+        t = next_boundary(s, t);
+    return t;
 }
