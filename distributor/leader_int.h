@@ -1,0 +1,126 @@
+/*
+ * leader_int.h - the leader's internal state, shared by leader.c (election,
+ * the loop, messages) and plan.c (scenario state machine and splits).
+ *
+ * Everything here is owned by the leader thread alone, except the fields
+ * marked atomic or guarded by queue_lock.
+ */
+#ifndef J4_DIST_LEADER_INT_H
+#define J4_DIST_LEADER_INT_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "fleet.h"
+#include "leader.h"
+#include "schedule.h"
+
+#define METRICS_QUEUE_MAX 256
+
+/* What one executor may run of one scenario: slot k of n. */
+struct grant {
+    char exec[DIST_ID_MAX + 1];
+    uint64_t incarnation;
+    uint32_t slot;
+    uint32_t slots;
+    uint64_t version;           /* desired-state version that carried it */
+};
+
+/* A holder whose grant was removed and who must report drained. */
+struct drain {
+    char exec[DIST_ID_MAX + 1];
+    uint64_t incarnation;
+    uint64_t version;           /* version that removed it */
+};
+
+struct lscen {
+    int64_t id;
+    char name[DIST_ID_MAX + 1];
+    char plugin[DIST_ID_MAX + 1];
+    char *params_json;
+    struct schedule sched;
+    int64_t grace_ms;
+    int running;                /* 0: pending */
+    int stop_requested;
+    int64_t start_wall_ms;
+    struct grant *grants;
+    size_t n_grants;
+    struct drain *drains;
+    size_t n_drains;
+    int64_t ending_since_ms;    /* mono ms when stop/end was first seen */
+    int seen;                   /* mark for reloads */
+    int persist;                /* grants changed outside a rebalance */
+};
+
+struct lexec {
+    char id[DIST_ID_MAX + 1];
+    uint64_t incarnation;
+    uint32_t capacity;
+    int64_t lease_end_ms;       /* our mono clock */
+    int64_t lease_floor_ms;     /* adopted: not before won + lease */
+    int64_t echo_mono_ms;
+    uint64_t heartbeats_seen;
+    uint64_t applied_epoch;
+    uint64_t applied_version;
+    struct fleet_status *status;
+    size_t n_status;
+    uint64_t version;           /* of its current desired state */
+    int heard;                  /* a heartbeat arrived this leadership */
+    int live_recorded;          /* executors.live written as true */
+    int dirty;                  /* desired state changed: publish */
+    int answer;                 /* a heartbeat waits for its answer */
+};
+
+struct leader {
+    const struct config *cfg;
+    natsConnection *nc;
+    struct fleet *fleet;
+    pthread_t thread;
+    int thread_started;
+    int wake_fd;
+    atomic_int stopping;
+    atomic_int is_leader;
+    atomic_ullong epoch_pub;
+
+    /* leader thread only */
+    PGconn *lock_conn;
+    PGconn *conn;
+    uint64_t epoch;
+    uint64_t version;
+    int64_t won_ms;
+    int64_t started_ms;
+    int64_t last_lock_check_ms;
+    int64_t last_reload_ms;
+    int reload;
+    int discard_plan;           /* stepped down: free the plan */
+    struct lscen **scens;
+    size_t n_scens;
+    struct lexec *execs;
+    size_t n_execs;
+    size_t cap_execs;
+
+    pthread_mutex_t queue_lock;
+    natsMsg *queue[METRICS_QUEUE_MAX];
+    size_t queue_len;
+};
+
+/* leader.c */
+void leader_step_down(struct leader *l, const char *why);
+struct lexec *leader_exec(struct leader *l, const char *id);
+struct lexec *leader_exec_add(struct leader *l, const char *id);
+const struct fleet_status *lexec_status(const struct lexec *e,
+                                        int64_t scenario_id);
+int lexec_holding(const struct lexec *e, int64_t now_ms);
+
+/* plan.c */
+int plan_reload(struct leader *l);
+int plan_adopt(struct leader *l);
+void plan_drop_exec_grants(struct leader *l, const char *exec);
+void plan_tick(struct leader *l);
+void plan_free_all(struct leader *l);
+int plan_record_exec(struct leader *l, const struct lexec *e, int live);
+
+#endif
