@@ -133,6 +133,11 @@ J4_EXPORT int64_t j4_param_int(const j4_worker_t *w, const char *key,
 J4_EXPORT int64_t j4_param_duration_ms(const j4_worker_t *w,
                                        const char *key, int64_t def);
 
+/* The value of a top-level key of "params" as a jansson-free JSON text
+ * ("{\"a\":1}", "[1,2]", "\"x\"", "3"), or NULL when missing. Owned by
+ * the worker, valid until the worker stops. */
+J4_EXPORT const char *j4_param_json(j4_worker_t *w, const char *key);
+
 /* Non-zero once the worker must stop. Cheap: call it often. */
 J4_EXPORT int j4_should_stop(const j4_worker_t *w);
 
@@ -174,6 +179,9 @@ typedef struct j4_http_request {
     size_t body_len;            /* 0 with a body means strlen(body) */
     int64_t timeout_ms;         /* whole exchange; 0 means 30 s */
     int max_redirects;          /* 0: do not follow; -1: default 10 */
+    const char *name;           /* request name for metrics, e.g. "login";
+                                   NULL: the method. Keep names few: they
+                                   become labels (never put ids in them) */
 } j4_http_request_t;
 
 /* The response, owned by the worker and valid until its next request. */
@@ -193,6 +201,132 @@ typedef struct j4_http_response {
 J4_EXPORT int j4_http_request(j4_worker_t *w, const j4_http_request_t *req,
                               j4_http_response_t *resp);
 
+/* ----------------------------------------------------- worker extras */
+
+/* Per-worker random numbers (xoshiro256**, seeded from the worker id and
+ * the scenario id, so runs are reproducible per worker). */
+J4_EXPORT uint64_t j4_random(j4_worker_t *w);
+/* Uniform in [0, 1). */
+J4_EXPORT double j4_random_double(j4_worker_t *w);
+
+/* Adds a tag that every sample this worker records from now on carries
+ * (for example "region" = "eu"). At most J4_TAGS_MAX per worker; key and
+ * value are copied. Tags become labels, so keep their values few. */
+#define J4_TAGS_MAX 8
+J4_EXPORT int j4_tag(j4_worker_t *w, const char *key, const char *value);
+
+/* Starts a background routine for this worker (a keep-alive pinger, a
+ * stream reader). It runs on its own thread with the same j4_worker_t;
+ * it must return once j4_should_stop(w) is true (j4_sleep and the SDK's
+ * blocking calls return early then). The framework joins it before fini.
+ * At most J4_ROUTINES_MAX per worker. */
+#define J4_ROUTINES_MAX 4
+J4_EXPORT int j4_routine_start(j4_worker_t *w,
+                               void (*fn)(j4_worker_t *w, void *arg),
+                               void *arg);
+
+/* What the scenario's setup() returned for this executor, or NULL. */
+J4_EXPORT void *j4_shared(const j4_worker_t *w);
+
+/* ----------------------------------------------------- team metrics */
+
+/* A team's own metrics, recorded beside the built-in ones and shown in
+ * reports and on /metrics as j4_team_<name>. Names are [a-z0-9_]{1,64};
+ * at most 64 distinct names per scenario. */
+J4_EXPORT void j4_metric_observe(j4_worker_t *w, const char *name,
+                                 uint64_t value_us);  /* histogram, us */
+J4_EXPORT void j4_metric_count(j4_worker_t *w, const char *name,
+                               uint64_t n);           /* counter */
+J4_EXPORT void j4_metric_gauge(j4_worker_t *w, const char *name,
+                               int64_t value);        /* last value, summed
+                                                          over workers */
+/* A named true/false assertion, counted as passed or failed. Returns ok. */
+J4_EXPORT int j4_check(j4_worker_t *w, const char *name, int ok);
+
+/* ------------------------------------------------------------ GraphQL */
+
+typedef struct j4_graphql_request {
+    const char *name;           /* request name for metrics; NULL: "graphql" */
+    const char *url;            /* required */
+    const char *query;          /* required */
+    const char *variables_json; /* JSON object text, or NULL */
+    const char *operation_name; /* or NULL */
+    const char *const *headers; /* NULL-terminated "Name: value" list */
+    int64_t timeout_ms;         /* 0 means 30 s */
+} j4_graphql_request_t;
+
+/* POSTs the query; a 200 whose body carries "errors" is recorded as
+ * J4_OUTCOME_GRAPHQL and returns J4_ERR_PROTOCOL. resp->body is the whole
+ * JSON response. */
+J4_EXPORT int j4_graphql(j4_worker_t *w, const j4_graphql_request_t *req,
+                         j4_http_response_t *resp);
+
+/* --------------------------------------------------------------- gRPC */
+
+/* A channel to target ("127.0.0.1:50051"), shared by every worker of the
+ * executor that asks for the same target; owned by the executor. */
+typedef struct j4_grpc_channel j4_grpc_channel_t;
+J4_EXPORT j4_grpc_channel_t *j4_grpc_channel(j4_worker_t *w,
+                                             const char *target);
+
+typedef struct j4_grpc_call_options {
+    const char *name;               /* request name; NULL: the method */
+    int64_t timeout_ms;             /* deadline from now; 0 means 30 s */
+    const char *const *metadata;    /* NULL-terminated "key: value" list */
+} j4_grpc_call_options_t;
+
+/* Status of the last call: the gRPC status code and message. */
+typedef struct j4_grpc_status {
+    int code;                       /* 0 OK, 14 UNAVAILABLE, ... */
+    char message[256];
+} j4_grpc_status_t;
+
+/* One unary call of method ("/pkg.Service/Method") with a serialized
+ * request; on J4_OK *reply and *reply_len hold the serialized answer,
+ * owned by the worker until its next gRPC call. Recorded as one sample
+ * (outcome J4_OUTCOME_GRPC for a non-OK status). */
+J4_EXPORT int j4_grpc_unary(j4_worker_t *w, j4_grpc_channel_t *ch,
+                            const char *method, const void *request,
+                            size_t request_len,
+                            const j4_grpc_call_options_t *opts,
+                            const void **reply, size_t *reply_len,
+                            j4_grpc_status_t *status);
+
+/* A server-streaming call. */
+typedef struct j4_grpc_stream j4_grpc_stream_t;
+
+typedef struct j4_grpc_stream_options {
+    const char *name;               /* stream name; NULL: the method */
+    const char *const *metadata;
+    int reconnect;                  /* reopen when the stream ends */
+    int64_t backoff_initial_ms;     /* 0 means 100 ms */
+    int64_t backoff_max_ms;         /* 0 means 5 s */
+} j4_grpc_stream_options_t;
+
+J4_EXPORT int j4_grpc_stream_open(j4_worker_t *w, j4_grpc_channel_t *ch,
+                                  const char *method, const void *request,
+                                  size_t request_len,
+                                  const j4_grpc_stream_options_t *opts,
+                                  j4_grpc_stream_t **stream);
+
+/* Waits up to timeout_ms for the next message. J4_OK with the message
+ * (owned by the stream until the next call); J4_ERR_TIMEOUT; J4_ERR_STOPPED;
+ * J4_ERR_UNAVAILABLE when the stream ended (with reconnect on, the next
+ * call reopens it after the backoff). */
+J4_EXPORT int j4_grpc_stream_recv(j4_worker_t *w, j4_grpc_stream_t *s,
+                                  int64_t timeout_ms, const void **msg,
+                                  size_t *len);
+J4_EXPORT void j4_grpc_stream_close(j4_worker_t *w, j4_grpc_stream_t *s);
+
+/* --------------------------------------------------------- user pools */
+
+/* Takes an item of the data set named by the scenario's "pool" parameter
+ * (a CSV or JSON-lines file given at submit) that no other worker in the
+ * cluster holds; it is returned when the worker stops or its executor
+ * dies. *item is a JSON object text owned by the worker. */
+J4_EXPORT int j4_pool_take(j4_worker_t *w, const char *pool,
+                           const char **item);
+
 /* ------------------------------------------------------------- plugins */
 
 typedef struct j4_scenario {
@@ -210,6 +344,14 @@ typedef struct j4_scenario {
 
     /* When the worker stops, after its last step; may be NULL. */
     void (*fini)(j4_worker_t *w, void *state);
+
+    /* Once per executor and scenario, before its first worker starts:
+     * state shared by all its workers (j4_shared() returns it). May be
+     * NULL. A non-zero return refuses the share with that error. */
+    int (*setup)(const char *params_json, void **shared);
+
+    /* Once per executor and scenario, after its last worker stopped. */
+    void (*teardown)(void *shared);
 } j4_scenario_t;
 
 /* Declares the plugin's descriptor. Use once per shared object:
