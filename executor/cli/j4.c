@@ -1,6 +1,7 @@
 /*
  * j4.c - the j4 command: J4 for people at a terminal or in CI.
  *
+ *   j4 run FILE [--plugins DIR]  play a scenario here, no cluster needed
  *   j4 submit FILE [--wait]   submit a scenario; --wait shows it live
  *   j4 watch ID               live view of a running scenario
  *   j4 ls                     every scenario, newest first
@@ -8,9 +9,10 @@
  *   j4 stop ID                stop a scenario
  *   j4 executors              live and lost executors
  *
- * Exit codes: 0 success (for --wait: the scenario finished), 1 the
- * scenario ended otherwise (stopped, failed), 2 usage, 3 the distributor
- * could not be reached or refused the request.
+ * Exit codes: 0 success (for --wait and run: the scenario finished), 1
+ * the scenario ended otherwise (stopped, failed, short of its target), 2
+ * usage or a refused document, 3 the distributor could not be reached or
+ * refused the request.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -23,6 +25,8 @@
 
 #include "client.h"
 #include "j4.h"
+#include "log.h"
+#include "run.h"
 #include "view.h"
 
 enum { EXIT_ENDED_BADLY = 1, EXIT_USAGE = 2, EXIT_REMOTE = 3 };
@@ -31,6 +35,9 @@ struct cli {
     struct client client;
     int wait;
     int per_executor;
+    const char *plugins;    /* run: plugin directory */
+    unsigned capacity;      /* run: most workers */
+    const char *format;     /* report: text, json, junit, csv */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -46,6 +53,9 @@ static void usage(FILE *out)
             "usage: j4 [--server URL] [--token TOKEN] COMMAND [ARGS]\n"
             "\n"
             "commands:\n"
+            "  run FILE [--plugins DIR] [--capacity N]\n"
+            "                                      play a scenario in this "
+            "process, no servers\n"
             "  submit FILE [--wait] [--executors]  submit a scenario "
             "(FILE may be -)\n"
             "  watch ID [--executors]              follow a scenario live\n"
@@ -260,6 +270,58 @@ static int cmd_executors(struct cli *cli)
     return reply ? print_json(reply) : EXIT_REMOTE;
 }
 
+/* Removes the options that may follow a command from argv (the command
+ * and its operands stay, in order). Returns the new count, or -1 for an
+ * option missing its value. */
+static int take_command_options(struct cli *cli, int argc, char **argv)
+{
+    int kept = 0;
+
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int has_value = i + 1 < argc;
+
+        if (strcmp(a, "--wait") == 0) {
+            cli->wait = 1;
+        } else if (strcmp(a, "--executors") == 0) {
+            cli->per_executor = 1;
+        } else if (strcmp(a, "--plugins") == 0 && has_value) {
+            cli->plugins = argv[++i];
+        } else if (strcmp(a, "--capacity") == 0 && has_value) {
+            cli->capacity = (unsigned)strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(a, "--format") == 0 && has_value) {
+            cli->format = argv[++i];
+        } else if (strncmp(a, "--", 2) == 0 && a[2] != '\0') {
+            fprintf(stderr, "j4: unknown option '%s'\n", a);
+            return -1;
+        } else {
+            argv[kept++] = argv[i];
+        }
+    }
+    return kept;
+}
+
+static int cmd_run(struct cli *cli, int argc, char **argv)
+{
+    struct run_options opts = {
+        .plugins = cli->plugins,
+        .capacity = cli->capacity ? cli->capacity : 100000,
+        .per_executor = cli->per_executor,
+    };
+
+    if (argc != 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (opts.plugins == NULL)
+        opts.plugins = getenv("J4_PLUGIN_DIR");
+    if (opts.plugins == NULL)
+        opts.plugins = "/usr/local/lib/j4/scenarios";
+    opts.file = argv[1];
+    log_init("j4 run", J4_LOG_WARN);
+    return run_local(&opts);
+}
+
 static int dispatch(struct cli *cli, int argc, char **argv)
 {
     const char *cmd = argv[0];
@@ -303,22 +365,13 @@ int main(int argc, char **argv)
         }
     }
     /* Options may also follow the command ("submit FILE --wait"). */
-    for (int i = optind; i < argc; i++) {
-        if (strcmp(argv[i], "--wait") == 0 ||
-            strcmp(argv[i], "--executors") == 0) {
-            if (argv[i][2] == 'w')
-                cli.wait = 1;
-            else
-                cli.per_executor = 1;
-            memmove(&argv[i], &argv[i + 1], (argc - i - 1) * sizeof(*argv));
-            argc--;
-            i--;
-        }
-    }
-    if (optind >= argc) {
+    argc = optind + take_command_options(&cli, argc - optind, argv + optind);
+    if (argc < 0 || optind >= argc) {
         usage(stderr);
         return EXIT_USAGE;
     }
+    if (strcmp(argv[optind], "run") == 0)
+        return cmd_run(&cli, argc - optind, argv + optind);
 
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);

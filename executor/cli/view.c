@@ -129,7 +129,7 @@ void view_progress(struct view *v, json_t *scenario)
 
     progress_bar(bar, sizeof(bar), length ? elapsed * 1000 / length : 0);
     fprintf(v->out,
-            "%s %-8s %-9s %6.1fs/%.0fs  workers %d/%d  req %.0f  "
+            "%s %-8s %-9s %6.1fs/%.0fs  running %d planned %d  req %.0f  "
             "err %.0f (%.2f%%)  rps %.0f  p95 %.2fms\n",
             v->tty ? bar : "", str(scenario, "state", "?"),
             str(scenario, "phase", "?"), elapsed, length / 1000.0,

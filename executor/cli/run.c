@@ -1,0 +1,344 @@
+/*
+ * run.c - `j4 run`: a scenario played locally by the executor's runtime.
+ *
+ * The same runtime that j4-executor drives from NATS is driven here by a
+ * loop on this thread: one share holding slot 0 of 1, starting now. Its
+ * statistics deltas are taken and acknowledged at once and summed into
+ * totals, from which this file builds the same scenario object the REST
+ * API serves, so the live view and the final report are the ones
+ * `j4 submit --wait` shows. A plugin that works here runs unchanged on
+ * the cluster.
+ */
+#include "run.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "hist.h"
+#include "log.h"
+#include "plugin.h"
+#include "runtime.h"
+#include "spec.h"
+#include "view.h"
+
+/* Statistics of the whole run, and of the last second for the rate. */
+struct totals {
+    uint64_t outcomes[J4_OUTCOME_COUNT_];
+    uint64_t iterations, iteration_errors;
+    struct hist latency;
+    uint64_t window_requests;
+    int64_t window_start_ms;
+    double rps;
+};
+
+struct local {
+    struct spec spec;
+    struct plugin_set plugins;
+    struct runtime *rt;
+    struct totals totals;
+    struct view view;
+    int64_t start_ms, end_ms;   /* wall ms of t = 0 and of the last step */
+    int64_t ended_ms;
+    uint32_t peak;              /* most workers seen running */
+    const char *state;
+    char reason[600];
+};
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+static uint64_t totals_requests(const struct totals *t)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i < J4_OUTCOME_COUNT_; i++)
+        n += t->outcomes[i];
+    return n;
+}
+
+static void totals_add(struct totals *t, const struct stats_delta *d)
+{
+    for (int i = 0; i < J4_OUTCOME_COUNT_; i++)
+        t->outcomes[i] += d->outcomes[i];
+    t->iterations += d->iterations;
+    t->iteration_errors += d->iteration_errors;
+    hist_merge(&t->latency, &d->latency);
+}
+
+/* Takes what workers recorded and acknowledges it at once: there is no
+ * one to ship it to. */
+static void collect(struct local *l, uint64_t *seq)
+{
+    struct run_delta *deltas;
+    size_t n;
+
+    runtime_drain(l->rt);
+    n = runtime_take_deltas(l->rt, ++*seq, &deltas);
+    for (size_t i = 0; i < n; i++)
+        totals_add(&l->totals, &deltas[i].stats);
+    free(deltas);
+    runtime_acked(l->rt, *seq);
+}
+
+static void update_rate(struct totals *t, int64_t now)
+{
+    uint64_t requests = totals_requests(t);
+
+    if (now - t->window_start_ms < 1000)
+        return;
+    t->rps = (requests - t->window_requests) * 1000.0 /
+             (double)(now - t->window_start_ms);
+    t->window_requests = requests;
+    t->window_start_ms = now;
+}
+
+static json_t *latency_json(const struct hist *h)
+{
+    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}",
+                     "p50", hist_quantile(h, 0.50) / 1000.0,
+                     "p90", hist_quantile(h, 0.90) / 1000.0,
+                     "p95", hist_quantile(h, 0.95) / 1000.0,
+                     "p99", hist_quantile(h, 0.99) / 1000.0,
+                     "max", (h->total ? h->max_us : 0) / 1000.0,
+                     "mean", hist_mean(h) / 1000.0);
+}
+
+static json_t *metrics_json(const struct local *l, int ended)
+{
+    const struct totals *t = &l->totals;
+    uint64_t requests = totals_requests(t);
+    uint64_t errors = requests - t->outcomes[J4_OUTCOME_OK];
+    json_t *outcomes = json_object();
+    double seconds = ((ended ? l->ended_ms : clock_wall_ms()) -
+                      l->start_ms) / 1000.0;
+
+    for (int i = 0; i < J4_OUTCOME_COUNT_; i++) {
+        if (t->outcomes[i])
+            json_object_set_new(outcomes, j4_outcome_name(i),
+                                json_integer((json_int_t)t->outcomes[i]));
+    }
+    return json_pack("{s:I, s:I, s:f, s:o, s:f, s:I, s:I, s:o}",
+                     "requests", (json_int_t)requests,
+                     "errors", (json_int_t)errors,
+                     "error_rate", requests ? (double)errors / requests : 0.0,
+                     "outcomes", outcomes,
+                     "rps", ended ? (seconds > 0 ? requests / seconds : 0.0)
+                                  : t->rps,
+                     "iterations", (json_int_t)t->iterations,
+                     "iteration_errors", (json_int_t)t->iteration_errors,
+                     "latency_ms", latency_json(&t->latency));
+}
+
+static json_t *time_json(int64_t wall_ms)
+{
+    char buf[32];
+
+    if (wall_ms <= 0)
+        return json_null();
+    clock_format_wall(wall_ms, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+/* The scenario object in the REST API's shape (docs/architecture.md). */
+static json_t *scenario_json(struct local *l, int ended)
+{
+    int64_t t = clock_wall_ms() - l->start_ms;
+    uint32_t planned = ended ? 0 : schedule_planned(&l->spec.schedule, t);
+    uint32_t running = runtime_alive(l->rt);
+    const char *phase = ended ? "done"
+                        : stop_signal ? "stopping"
+                        : phase_name(schedule_phase(&l->spec.schedule, t));
+
+    return json_pack(
+        "{s:i, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:i, s:i, s:[{s:s, s:i,"
+        " s:i, s:i, s:i}], s:o, s:o}",
+        "id", 0, "name", l->spec.name, "scenario", l->spec.scenario,
+        "state", l->state, "phase", phase,
+        "reason", l->reason[0] ? json_string(l->reason) : json_null(),
+        "started_at", time_json(l->start_ms),
+        "ended_at", time_json(ended ? l->ended_ms : 0),
+        "planned", (int)planned, "running", (int)running,
+        "executors", "id", "local", "slot", 0, "slots", 1,
+        "planned", (int)planned, "running", (int)running,
+        "metrics", metrics_json(l, ended),
+        "spec", spec_to_json(&l->spec));
+}
+
+static int load_spec(const char *file, struct spec *spec)
+{
+    struct spec_error err;
+    FILE *f = strcmp(file, "-") == 0 ? stdin : fopen(file, "rb");
+    static char text[SPEC_PARAMS_MAX * 4];
+    size_t len;
+    int rc;
+
+    if (f == NULL) {
+        fprintf(stderr, "j4: unable to open '%s'\n", file);
+        return -1;
+    }
+    len = fread(text, 1, sizeof(text), f);
+    if (f != stdin)
+        fclose(f);
+    if (len == sizeof(text)) {
+        fprintf(stderr, "j4: '%s' is larger than %zu bytes\n", file,
+                sizeof(text) - 1);
+        return -1;
+    }
+    rc = spec_parse_text(text, len, spec, &err);
+    if (rc != J4_OK) {
+        fprintf(stderr, "j4: '%s' refused: %s%s%s\n", file, err.field,
+                err.field[0] ? ": " : "", err.rule);
+        return -1;
+    }
+    return 0;
+}
+
+/* Non-zero when the run refused its share (unknown plugin, bad setup). */
+static int share_refused(struct local *l)
+{
+    struct run_status *st;
+    size_t n = runtime_statuses(l->rt, &st);
+    int refused = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (st[i].error[0]) {
+            snprintf(l->reason, sizeof(l->reason), "%s", st[i].error);
+            refused = 1;
+        }
+    }
+    free(st);
+    return refused;
+}
+
+static void start_share(struct local *l)
+{
+    struct run_share share = {
+        .scenario_id = 1,
+        .name = l->spec.name,
+        .plugin = l->spec.scenario,
+        .params_json = l->spec.params_json,
+        .start_ms = l->start_ms,
+        .schedule = l->spec.schedule,
+        .grace_ms = l->spec.grace_ms,
+        .slot = 0,
+        .slots = 1,
+    };
+
+    runtime_set_shares(l->rt, &share, 1);
+}
+
+/* Plays the schedule until its end (or a signal) and every worker left. */
+static void play(struct local *l)
+{
+    int64_t next_view = 0;
+    uint64_t seq = 0;
+    int stopping = 0;
+
+    for (;;) {
+        int64_t now = clock_wall_ms();
+        int64_t wait = runtime_reconcile(l->rt, now);
+        uint32_t alive = runtime_alive(l->rt);
+
+        collect(l, &seq);
+        update_rate(&l->totals, now);
+        if (alive > l->peak)
+            l->peak = alive;
+        if (share_refused(l)) {
+            l->state = "failed";
+            return;
+        }
+        if (stop_signal && !stopping) {
+            stopping = 1;
+            runtime_stop_all(l->rt);
+            snprintf(l->reason, sizeof(l->reason), "interrupted by signal %d",
+                     (int)stop_signal);
+            continue;
+        }
+        if ((stopping || now >= l->end_ms) && alive == 0)
+            return;
+        if (now >= next_view) {
+            json_t *s = scenario_json(l, 0);
+
+            view_progress(&l->view, s);
+            json_decref(s);
+            next_view = now + (l->view.tty ? 250 : 1000);
+        }
+        if (wait > 100 || wait < 0)
+            wait = 100;
+        runtime_wait(l->rt, clock_mono_ms() + wait);
+    }
+}
+
+static int finish(struct local *l)
+{
+    json_t *s;
+    int rc = 0;
+
+    l->ended_ms = clock_wall_ms();
+    if (strcmp(l->state, "failed") == 0) {
+        rc = 1;
+    } else if (stop_signal) {
+        l->state = "stopped";
+        rc = 1;
+    } else {
+        l->state = "finished";
+        if (l->peak < l->spec.schedule.target) {
+            snprintf(l->reason, sizeof(l->reason),
+                     "reached %u of %u workers", l->peak,
+                     l->spec.schedule.target);
+            rc = 1;
+        }
+    }
+    s = scenario_json(l, 1);
+    view_report(&l->view, s);
+    json_decref(s);
+    return rc;
+}
+
+int run_local(const struct run_options *opts)
+{
+    struct local *l = calloc(1, sizeof(*l));
+    int rc = 2;
+
+    if (l == NULL)
+        return 1;
+    hist_init(&l->totals.latency);
+    if (load_spec(opts->file, &l->spec))
+        goto out_free;
+    rc = 1;
+    if (plugin_set_load(&l->plugins, opts->plugins) != J4_OK) {
+        fprintf(stderr, "j4: unable to load plugins from '%s'\n",
+                opts->plugins);
+        goto out_spec;
+    }
+    l->rt = runtime_new(&l->plugins, opts->capacity);
+    if (l->rt == NULL)
+        goto out_plugins;
+
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    view_init(&l->view, stdout, opts->per_executor);
+    l->state = "running";
+    l->start_ms = clock_wall_ms() + 50;
+    l->end_ms = l->start_ms + schedule_end_ms(&l->spec.schedule);
+    l->totals.window_start_ms = l->start_ms;
+    start_share(l);
+    play(l);
+    rc = finish(l);
+
+    runtime_free(l->rt);
+out_plugins:
+    plugin_set_release(&l->plugins);
+out_spec:
+    spec_release(&l->spec);
+out_free:
+    free(l);
+    return rc;
+}

@@ -1,0 +1,72 @@
+"""integration.cli_run - `j4 run` plays a scenario with no servers of J4's.
+
+Only nginx runs (the harness also starts a nats-server and PostgreSQL,
+but `j4 run` is given neither address). A small scenario must finish with
+exit code 0 and a final report whose request count equals what nginx
+logged; a refused document exits 2 naming the field; an unknown plugin
+exits 1 naming the plugin and what the directory has.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True   # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import j4harness as h  # noqa: E402
+
+
+def j4_run(c, doc, timeout=30):
+    path = os.path.join(c.tmp, "scenario.json")
+    with open(path, "w") as f:
+        f.write(doc if isinstance(doc, str) else json.dumps(doc))
+    argv = [os.path.join(h.build_dir(), "executor", "j4"), "run",
+            "--plugins", os.path.join(h.build_dir(), "scenarios"), path]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("J4_")}
+    p = subprocess.run(argv, capture_output=True, text=True,
+                       timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    return p.returncode, p.stdout, p.stderr
+
+
+def main():
+    h.set_deadline(int(os.environ.get("J4_TEST_DEADLINE", "50")))
+    failures = []
+    with h.Cluster(distributors=0, executors=0) as c:
+        doc = {"name": "local", "scenario": "http",
+               "params": {"url": c.target_url}, "target": 4,
+               "rampup": {"step": 2, "interval": "500ms"}, "hold": "1s",
+               "rampdown": {"step": 2, "interval": "500ms"}}
+        rc, out, err = j4_run(c, doc)
+        served = c.nginx_requests()
+        m = re.search(r"^\s*requests\s+(\d+)", out, re.M)
+        if rc != 0:
+            failures.append("valid run exited %d: %s" % (rc, err[-500:]))
+        if "finished" not in out:
+            failures.append("no final report saying finished:\n" + out)
+        if not m or int(m.group(1)) != served:
+            failures.append("report counts %s requests, nginx served %d"
+                            % (m.group(1) if m else "no", served))
+        if served == 0:
+            failures.append("nginx served nothing")
+        if "\033[" in out:
+            failures.append("terminal escapes written to a pipe")
+
+        bad = dict(doc, target="ten")
+        rc, out, err = j4_run(c, bad)
+        if rc != 2 or "target" not in err:
+            failures.append("bad document: exit %d, stderr %r" % (rc, err))
+
+        rc, out, err = j4_run(c, dict(doc, scenario="nosuch"))
+        if rc != 1 or "nosuch" not in out + err or "http" not in out + err:
+            failures.append("unknown plugin: exit %d, out %r, err %r"
+                            % (rc, out[-300:], err[-300:]))
+    for f in failures:
+        print("FAIL:", f)
+    print("cli_run: %d failure(s)" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
