@@ -16,6 +16,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import j4harness as h  # noqa: E402
 

@@ -14,6 +14,7 @@ import http.client
 import os
 import sys
 
+sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import j4harness as h  # noqa: E402
 
