@@ -44,6 +44,8 @@ struct lscen {
     struct schedule sched;
     int64_t grace_ms;
     int running;                /* 0: pending */
+    int started_here;           /* this leader started it: no grant of
+                                   an earlier leader can be in force */
     int stop_requested;
     int64_t start_wall_ms;
     struct grant *grants;
@@ -91,7 +93,8 @@ struct leader {
     uint64_t epoch;
     uint64_t version;
     int64_t won_ms;
-    int64_t started_ms;
+    _Atomic int64_t started_ms; /* listening to heartbeats since; reset
+                                  by a NATS (re)connect */
     int64_t last_lock_check_ms;
     int64_t last_reload_ms;
     int reload;

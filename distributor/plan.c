@@ -446,6 +446,15 @@ static size_t window_planned(const struct leader *l, const struct lscen *s,
     return n;
 }
 
+/* A fresh distributor has heard every live executor once it has listened
+ * for a little over one heartbeat interval (the executors' default 1 s). */
+#define LIVE_SET_SETTLE_MS 1500
+
+static int live_set_known(const struct leader *l, int64_t now)
+{
+    return now - l->started_ms >= LIVE_SET_SETTLE_MS;
+}
+
 static int increases_allowed(const struct leader *l, int64_t now)
 {
     /* executors may still run an earlier leader's grants until a lease
@@ -692,7 +701,8 @@ static void rebalance(struct leader *l, struct lscen *s, int64_t now,
     keep_live_grants(&rb, s);
     plan_changes(&rb, s);
     pending = rb.n_cand > 0;
-    if (pending && !rb.lowered && increases_allowed(l, now) &&
+    if (pending && !rb.lowered &&
+        (s->started_here || increases_allowed(l, now)) &&
         others_confirmed(l, s, rb.next, rb.n_next, rb.cand, rb.n_cand,
                          now)) {
         for (size_t c = 0; c < rb.n_cand; c++)
@@ -890,7 +900,10 @@ static int tick_pending(struct leader *l, struct lscen *s, int64_t now)
         scen_remove(l, s);
         return 1;
     }
-    if (!increases_allowed(l, now) || live_count(l, now) == 0)
+    /* A pending scenario was never granted to anyone, so only the live
+     * set has to be known before it starts, not an earlier leader's
+     * leases. */
+    if (!live_set_known(l, now) || live_count(l, now) == 0)
         return 0;
     start = clock_wall_ms() + START_DELAY_MS;
     changed = set_running(l, s, start);
@@ -899,6 +912,7 @@ static int tick_pending(struct leader *l, struct lscen *s, int64_t now)
     if (changed != 1)
         return 0;
     s->running = 1;
+    s->started_here = 1;
     s->start_wall_ms = start;
     log_info("scenario %lld '%s': running (plugin '%s', target %u)",
              (long long)s->id, s->name, s->plugin, s->sched.target);
