@@ -25,6 +25,7 @@ import atexit
 import http.client
 import json
 import os
+import re
 import pwd
 import shutil
 import signal
@@ -149,6 +150,10 @@ if keep != "1":
 """
 
 
+SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|"
+                          r"runtime error: |WARNING: ThreadSanitizer")
+
+
 class Process:
     """One child process in its own process group, logging to a file."""
 
@@ -266,6 +271,7 @@ class Cluster:
         self._watch_w = None
         self._cleaned = True
         self._old_handlers = {}
+        self.sanitizer_reports = []
 
     # ---- setup and teardown -------------------------------------------
 
@@ -299,6 +305,9 @@ class Cluster:
         elif etype is SystemExit and value.code not in (0, None):
             self.dump_logs()
         self.cleanup()
+        if etype is None and self.sanitizer_reports:
+            raise HarnessError("sanitizer reports in %s"
+                               % ", ".join(self.sanitizer_reports))
         return False
 
     def _install_handlers(self):
@@ -356,6 +365,7 @@ class Cluster:
             except OSError:
                 pass
             self._watch_w = None
+        self._scan_sanitizer_reports()
         if self.tmp and not self.keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
         elif self.tmp:
@@ -366,6 +376,20 @@ class Cluster:
             except (ValueError, TypeError):
                 pass
         self._old_handlers = {}
+
+    def _scan_sanitizer_reports(self):
+        """In a sanitizer build J4's processes print ASan, LSan or UBSan
+        reports to their logs (they are stopped with SIGTERM first, so
+        leak checks run). Any report fails the test, with the report."""
+        for p in self.procs:
+            text = p.log_text()
+            hits = [m.start() for m in SANITIZER_RE.finditer(text)]
+            if not hits:
+                continue
+            self.sanitizer_reports.append(p.name)
+            sys.stdout.write("---- sanitizer report in %s ----\n%s\n"
+                             % (p.name, text[hits[0]:hits[0] + 6000]))
+        sys.stdout.flush()
 
     def dump_logs(self, lines=40):
         """Prints the tail of every process log (once cleaned up there is
@@ -548,6 +572,32 @@ class Cluster:
         except FileNotFoundError:
             pass
         return counts
+
+    # ---- the demo chat service -------------------------------------------
+
+    def start_chat_service(self, admin=True, idle_timeout=None):
+        """Starts tests/targets/chat-service (node) on free ports, after
+        its ensure-deps.sh; returns its Process with .http_port,
+        .grpc_port, .http_url and .grpc_target."""
+        svc = os.path.join(source_dir(), "tests", "targets", "chat-service")
+        subprocess.run([os.path.join(svc, "ensure-deps.sh")], check=True,
+                       stdin=subprocess.DEVNULL, timeout=300)
+        http_port, grpc_port = free_port(), free_port()
+        argv = ["node", os.path.join(svc, "server.js"),
+                "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+        if admin:
+            argv.append("--admin")
+        if idle_timeout:
+            argv += ["--idle-timeout", idle_timeout]
+        p = self._spawn("chat-service-%d" % len(self.procs), argv)
+        p.stop_signal = signal.SIGTERM
+        p.http_port, p.grpc_port = http_port, grpc_port
+        p.http_url = "http://127.0.0.1:%d" % http_port
+        p.grpc_target = "127.0.0.1:%d" % grpc_port
+        wait_until(lambda: p.check_alive() or
+                   "chat-service ready" in p.log_text(), 20,
+                   what="chat-service ready")
+        return p
 
     # ---- J4 processes -----------------------------------------------------
 
