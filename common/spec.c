@@ -22,10 +22,12 @@
 
 static const char *const top_fields[] = {
     "name", "scenario", "params", "target", "rampup",
-    "hold", "rampdown", "grace",  NULL,
+    "hold", "rampdown", "grace",  "thresholds", NULL,
 };
 static const char *const rampup_fields[] = {"step", "interval", "mode", NULL};
 static const char *const rampdown_fields[] = {"step", "interval", NULL};
+static const char *const threshold_fields[] = {
+    "threshold", "abort_on_fail", "delay_abort_eval", NULL};
 
 /* ------------------------------------------------------------ refusals */
 
@@ -299,6 +301,106 @@ static int check_runs(const struct schedule *s, struct spec_error *err)
                   "no worker would ever run");
 }
 
+/* ---------------------------------------------------------- thresholds */
+
+/* One entry: "p(95)<250ms" or {"threshold": ..., "abort_on_fail": ...,
+ * "delay_abort_eval": ...}. path is "thresholds.METRIC[i]". */
+static int get_threshold(const char *metric, const json_t *entry,
+                         const char *path, struct threshold *t,
+                         struct spec_error *err)
+{
+    const json_t *expr = entry, *abort_on, *delay;
+    char field[256], rule[sizeof(err->rule)];
+    int64_t delay_ms = 0;
+    int rc;
+
+    if (json_is_object(entry)) {
+        rc = check_known_fields(entry, path, threshold_fields, err);
+        if (rc != J4_OK)
+            return rc;
+        expr = json_object_get(entry, "threshold");
+        field_path(field, sizeof(field), path, "threshold");
+    } else {
+        snprintf(field, sizeof(field), "%s", path);
+    }
+    if (!json_is_string(expr))
+        return refuse(err, field, "must be a string such as 'p(95)<250ms', "
+                      "or an object with \"threshold\", \"abort_on_fail\" "
+                      "and \"delay_abort_eval\"");
+    if (threshold_parse(metric, json_string_value(expr), t, rule,
+                        sizeof(rule)) != 0)
+        return refuse(err, field, "%s", rule);
+    if (!json_is_object(entry))
+        return J4_OK;
+    abort_on = json_object_get(entry, "abort_on_fail");
+    field_path(field, sizeof(field), path, "abort_on_fail");
+    if (abort_on && !json_is_boolean(abort_on))
+        return refuse(err, field, "must be true or false");
+    t->abort_on_fail = json_is_true(abort_on);
+    delay = json_object_get(entry, "delay_abort_eval");
+    field_path(field, sizeof(field), path, "delay_abort_eval");
+    if (delay && get_duration(delay, field, 0, SPEC_HOLD_MAX_MS, &delay_ms,
+                              err) != J4_OK)
+        return J4_ERR_INVALID;
+    t->delay_abort_ms = delay_ms;
+    return J4_OK;
+}
+
+static int get_metric_thresholds(const char *metric, const json_t *list,
+                                 struct spec *out, struct spec_error *err)
+{
+    char path[128];
+    size_t len = strlen(metric);
+    size_t i;
+    json_t *entry;
+
+    snprintf(path, sizeof(path), "thresholds.%s", metric);
+    if (len == 0 || len > SPEC_NAME_MAX ||
+        strspn(metric, "abcdefghijklmnopqrstuvwxyz0123456789_") != len)
+        return refuse(err, path, "a metric name must be 1-64 characters of "
+                      "a-z, 0-9 and _");
+    if (!json_is_array(list) || json_array_size(list) == 0)
+        return refuse(err, path, "must be a non-empty array of thresholds "
+                      "such as [\"p(95)<250ms\"]");
+    json_array_foreach(list, i, entry) {
+        char entry_path[160];
+
+        if (out->n_thresholds >= THRESHOLDS_MAX)
+            return refuse(err, "thresholds", "at most %d thresholds",
+                          THRESHOLDS_MAX);
+        snprintf(entry_path, sizeof(entry_path), "%s[%zu]", path, i);
+        if (get_threshold(metric, entry, entry_path,
+                          &out->thresholds[out->n_thresholds], err) != J4_OK)
+            return J4_ERR_INVALID;
+        out->n_thresholds++;
+    }
+    return J4_OK;
+}
+
+/* Fills out->thresholds (owned by out whatever the result). */
+static int get_thresholds(const json_t *doc, struct spec *out,
+                          struct spec_error *err)
+{
+    const json_t *all = json_object_get(doc, "thresholds");
+    const char *metric;
+    json_t *list;
+
+    if (!all)
+        return J4_OK;
+    if (!json_is_object(all))
+        return refuse(err, "thresholds", "must be an object mapping a metric "
+                      "to a list of thresholds, such as {\"errors\": "
+                      "[\"rate<0.01\"]}");
+    out->thresholds = calloc(THRESHOLDS_MAX, sizeof(*out->thresholds));
+    if (!out->thresholds)
+        return refuse(err, "thresholds", "out of memory");
+    json_object_foreach((json_t *)all, metric, list) {
+        if (get_metric_thresholds(metric, list, out, err) != J4_OK)
+            return J4_ERR_INVALID;
+    }
+    return J4_OK;
+}
+
 /* ------------------------------------------------------------- parsing */
 
 /* Checks every field of an object document into out, in document-reading
@@ -340,6 +442,8 @@ static int parse_fields(const json_t *doc, struct spec *out,
         rc = check_total(s, err);
     if (rc == J4_OK)
         rc = check_runs(s, err);
+    if (rc == J4_OK)
+        rc = get_thresholds(doc, out, err);
     return rc;
 }
 
@@ -362,6 +466,7 @@ int spec_parse_json(const json_t *doc, struct spec *spec,
     rc = parse_fields(doc, &parsed, err);
     if (rc != J4_OK) {
         free(parsed.params_json);
+        free(parsed.thresholds);
         return rc;
     }
     *spec = parsed;
@@ -442,6 +547,29 @@ static json_t *ramp_to_json(uint32_t step, int64_t interval_ms,
     return ramp;
 }
 
+/* {"metric": [{"threshold", "abort_on_fail", "delay_abort_eval"}]} */
+static json_t *thresholds_to_json(const struct spec *spec)
+{
+    json_t *all = json_object();
+
+    for (size_t i = 0; all && i < spec->n_thresholds; i++) {
+        const struct threshold *t = &spec->thresholds[i];
+        json_t *list = json_object_get(all, t->metric);
+        json_t *entry = json_object();
+
+        if (!list) {
+            list = json_array();
+            json_object_set_new(all, t->metric, list);
+        }
+        json_object_set_new(entry, "threshold", json_string(t->expr));
+        json_object_set_new(entry, "abort_on_fail",
+                            json_boolean(t->abort_on_fail));
+        set_duration(entry, "delay_abort_eval", t->delay_abort_ms);
+        json_array_append_new(list, entry);
+    }
+    return all;
+}
+
 json_t *spec_to_json(const struct spec *spec)
 {
     const struct schedule *s;
@@ -469,6 +597,9 @@ json_t *spec_to_json(const struct spec *spec)
         doc, "rampdown",
         ramp_to_json(s->rampdown_step, s->rampdown_interval_ms, NULL));
     bad |= set_duration(doc, "grace", spec->grace_ms);
+    if (spec->n_thresholds)
+        bad |= json_object_set_new(doc, "thresholds",
+                                   thresholds_to_json(spec));
     if (bad)
         goto out_free;
     json_decref(params);
@@ -486,4 +617,7 @@ void spec_release(struct spec *spec)
         return;
     free(spec->params_json);
     spec->params_json = NULL;
+    free(spec->thresholds);
+    spec->thresholds = NULL;
+    spec->n_thresholds = 0;
 }

@@ -13,7 +13,8 @@
  *
  * Required: name, scenario, target, hold. Optional: params (object,
  * default {}), rampup and rampdown (default: all workers at once), mode
- * (linear or exponential), grace (default 5s). Any other field is refused.
+ * (linear or exponential), grace (default 5s), thresholds (pass/fail
+ * criteria, common/threshold.h). Any other field is refused.
  * Every rule is in docs/scenario-format.md, and a refusal names the field
  * ("rampup.interval") and the rule it broke.
  */
@@ -25,6 +26,7 @@
 #include <stdint.h>
 
 #include "schedule.h"
+#include "threshold.h"
 
 #define SPEC_NAME_MAX 64
 #define SPEC_TARGET_MAX 1000000u
@@ -40,6 +42,8 @@ struct spec {
     char *params_json;          /* compact JSON object, owned */
     struct schedule schedule;
     int64_t grace_ms;
+    struct threshold *thresholds;   /* owned; NULL when none */
+    size_t n_thresholds;
 };
 
 /* Why a document was refused: the dotted path of the field and the rule,

@@ -18,15 +18,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "clock.h"
+#include "datasets.h"
 #include "j4.h"
 #include "log.h"
 #include "metrics.h"
+#include "results_api.h"
 #include "schedule.h"
 #include "spec.h"
 #include "split.h"
+#include "timeline.h"
 
 #define API_THREADS 4
 #define API_LIST_MAX 1000
@@ -48,6 +52,7 @@ struct request {
     char *body;
     size_t len;
     size_t cap;
+    char content_type[96];      /* for POST /datasets/{name} */
 };
 
 /* An answer being built: status and JSON body (owned). */
@@ -82,7 +87,8 @@ static void reply_pg_down(struct reply *r)
 static enum MHD_Result send_reply(struct MHD_Connection *conn,
                                   struct reply *r)
 {
-    char *text = r->body ? json_dumps(r->body, JSON_COMPACT) : NULL;
+    char *text = r->body ? json_dumps(r->body, JSON_COMPACT |
+                                      JSON_REAL_PRECISION(9)) : NULL;
     size_t len = text ? strlen(text) : 2;
     struct MHD_Response *resp;
     enum MHD_Result ret;
@@ -130,7 +136,7 @@ static int authorized(const struct api *a, struct MHD_Connection *conn)
         return 1;
     header = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                          MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!header || strncmp(header, "Bearer ", 7) != 0)
+    if (!header || strncasecmp(header, "Bearer ", 7) != 0)
         return 0;
     header += 7;
     return same_secret(header, strlen(header), a->cfg->token,
@@ -480,6 +486,17 @@ static void post_scenario(struct api *a, PGconn *conn,
     char message[320];
     int64_t id;
 
+    /* A browser may POST text/plain across origins without asking
+     * first; a JSON content type cannot be sent that way. */
+    if (strncasecmp(req->content_type, "application/json", 16) != 0 ||
+        (req->content_type[16] && req->content_type[16] != ';' &&
+         req->content_type[16] != ' ')) {
+        reply_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, NULL,
+                    "unsupported_media_type",
+                    "a scenario must be sent as Content-Type: "
+                    "application/json");
+        return;
+    }
     if (spec_parse_text(req->body ? req->body : "", req->len, &spec,
                         &err) != J4_OK) {
         if (err.field[0])
@@ -488,6 +505,11 @@ static void post_scenario(struct api *a, PGconn *conn,
         else
             snprintf(message, sizeof(message), "%s", err.rule);
         reply_error(r, MHD_HTTP_BAD_REQUEST, err.field, err.rule, message);
+        return;
+    }
+    if (datasets_check_pool(conn, spec.params_json, &r->status,
+                            &r->body) != J4_OK) {
+        spec_release(&spec);
         return;
     }
     id = insert_scenario(conn, &spec);
@@ -628,6 +650,37 @@ static void method_not_allowed(struct reply *r, const char *allowed)
     reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, NULL, "method", message);
 }
 
+/* GET /scenarios/{id}/timeline (timeline.c builds the document). */
+static void route_timeline(struct api *a, const char *method, int64_t id,
+                           struct reply *r)
+{
+    PGconn *conn;
+    json_t *doc;
+    int found;
+
+    if (strcmp(method, "GET") != 0) {
+        method_not_allowed(r, "GET");
+        return;
+    }
+    conn = pgpool_get(a->pool);
+    if (!conn) {
+        reply_pg_down(r);
+        return;
+    }
+    doc = timeline_json(conn, id, &found);
+    pgpool_put(a->pool, conn);
+    if (!doc) {
+        reply_pg_down(r);
+    } else if (!found) {
+        json_decref(doc);
+        reply_error(r, MHD_HTTP_NOT_FOUND, NULL, "not_found",
+                    "no such scenario");
+    } else {
+        r->status = MHD_HTTP_OK;
+        r->body = doc;
+    }
+}
+
 /* Routes that need PostgreSQL; runs with a pooled session. */
 static void route_scenarios(struct api *a, const char *method,
                             const char *url, const struct request *req,
@@ -640,6 +693,10 @@ static void route_scenarios(struct api *a, const char *method,
 
     if (strcmp(url, "/scenarios") != 0) {
         id = path_id(url, &rest);
+        if (id && !strcmp(rest, "/timeline")) {
+            route_timeline(a, method, id, r);
+            return;
+        }
         if (!id || (rest[0] && strcmp(rest, "/stop") != 0)) {
             reply_error(r, MHD_HTTP_NOT_FOUND, NULL, "not_found",
                         "no such resource");
@@ -686,6 +743,11 @@ static void route(struct api *a, const char *method, const char *url,
         route_scenarios(a, method, url, req, r);
         return;
     }
+    if (!strcmp(url, "/datasets") || !strncmp(url, "/datasets/", 10)) {
+        datasets_route(a->pool, method, url, req->content_type, req->body,
+                       req->len, &r->status, &r->body);
+        return;
+    }
     reply_error(r, MHD_HTTP_NOT_FOUND, NULL, "not_found",
                 "no such resource");
 }
@@ -696,8 +758,12 @@ static enum MHD_Result begin_request(struct api *a,
                                      struct request *req)
 {
     struct reply r = {0};
+    const char *ctype = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
 
     req->started = 1;
+    snprintf(req->content_type, sizeof(req->content_type), "%s",
+             ctype ? ctype : "");
     if (!authorized(a, conn))
         reply_error(&r, MHD_HTTP_UNAUTHORIZED, NULL, "unauthorized",
                     "missing or wrong bearer token");
@@ -719,6 +785,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     struct api *a = cls;
     struct request *req = *con_cls;
     struct reply r = {0};
+    enum MHD_Result result;
 
     if (!req) {
         req = calloc(1, sizeof(*req));
@@ -735,6 +802,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     }
     if (req->refused)
         return MHD_YES;
+    /* GET /metrics and /scenarios/{id}/report answer in other formats. */
+    if (!req->too_big &&
+        results_route(a->pool, a->fleet, conn, method, url, &result)) {
+        req->refused = 1;
+        return result;
+    }
     if (req->too_big)
         reply_error(&r, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "too_large",
                     "the body is larger than 1 MiB");

@@ -24,6 +24,7 @@ enum option_key {
     OPT_LEASE,
     OPT_LOG_LEVEL,
     OPT_MIGRATIONS,
+    OPT_DATASETS,
     OPT_COUNT_
 };
 
@@ -39,6 +40,7 @@ static const struct option_name {
     [OPT_LEASE] = {"--lease", "J4_LEASE"},
     [OPT_LOG_LEVEL] = {"--log-level", "J4_LOG_LEVEL"},
     [OPT_MIGRATIONS] = {"--migrations", "J4_MIGRATIONS"},
+    [OPT_DATASETS] = {"--datasets", "J4_DATASETS_DIR"},
 };
 
 static void usage(FILE *out)
@@ -48,11 +50,11 @@ static void usage(FILE *out)
           "                      [--token TOKEN] [--id ID] "
           "[--lease DURATION]\n"
           "                      [--log-level LEVEL] "
-          "[--migrations DIR]\n"
+          "[--migrations DIR] [--datasets DIR]\n"
           "Each flag has an environment variable (J4_LISTEN, "
           "J4_NATS_URL, J4_PG,\n"
           "J4_API_TOKEN, J4_DISTRIBUTOR_ID, J4_LEASE, J4_LOG_LEVEL, "
-          "J4_MIGRATIONS);\nthe flag wins.\n", out);
+          "J4_MIGRATIONS,\nJ4_DATASETS_DIR); the flag wins.\n", out);
 }
 
 static int id_char_ok(char c)
@@ -140,6 +142,10 @@ static int set_value(struct config *cfg, enum option_key key,
     case OPT_MIGRATIONS:
         free(cfg->migrations_dir);
         cfg->migrations_dir = strdup(value);
+        break;
+    case OPT_DATASETS:
+        free(cfg->datasets_dir);
+        cfg->datasets_dir = value[0] ? strdup(value) : NULL;
         break;
     case OPT_COUNT_:
         return J4_ERR_INVALID;
@@ -246,5 +252,6 @@ void config_release(struct config *cfg)
     free(cfg->pg_conninfo);
     free(cfg->token);
     free(cfg->migrations_dir);
+    free(cfg->datasets_dir);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -23,6 +23,7 @@ struct config {
     uint32_t lease_ms;
     j4_log_level log_level;
     char *migrations_dir;       /* NULL: the built-in default */
+    char *datasets_dir;         /* NULL: none; data sets loaded at start */
 };
 
 /* Parses argv and the environment into *cfg. Returns J4_OK, or

@@ -30,6 +30,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "pgstore.h"
+#include "pool.h"
+#include "timeline.h"
 
 #define STANDBY_POLL_MS 500
 #define LOCK_CHECK_MS 1000
@@ -53,6 +55,13 @@ struct leader *leader_new(const struct config *cfg, natsConnection *nc,
         free(l);
         return NULL;
     }
+    l->pools = dpool_new(l);
+    if (!l->pools) {
+        close(l->wake_fd);
+        free(l);
+        return NULL;
+    }
+    l->timeline = timeline_new();
     pthread_mutex_init(&l->queue_lock, NULL);
     l->started_ms = clock_mono_ms();
     return l;
@@ -65,6 +74,12 @@ void leader_wake(void *leader)
 
     if (write(l->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
         return;
+}
+
+void leader_heard_from_nats(struct leader *l)
+{
+    atomic_store(&l->started_ms, clock_mono_ms());
+    leader_wake(l);
 }
 
 int leader_is_leader(struct leader *l, uint64_t *epoch)
@@ -89,6 +104,8 @@ static void *leader_main(void *arg);
 
 int leader_start(struct leader *l)
 {
+    if (dpool_subscribe(l->pools, l->nc) != J4_OK)
+        return J4_ERR_IO;
     if (pthread_create(&l->thread, NULL, leader_main, l) != 0)
         return J4_ERR_IO;
     l->thread_started = 1;
@@ -97,6 +114,7 @@ int leader_start(struct leader *l)
 
 void leader_stop(struct leader *l)
 {
+    dpool_unsubscribe(l->pools);
     if (!l->thread_started)
         return;
     atomic_store(&l->stopping, 1);
@@ -111,6 +129,8 @@ void leader_free(struct leader *l)
         return;
     leader_stop(l);
     drain_queue(l);
+    dpool_free(l->pools);
+    timeline_free(l->timeline);
     plan_free_all(l);
     free(l->execs);
     PQfinish(l->conn);
@@ -459,6 +479,7 @@ void leader_step_down(struct leader *l, const char *why)
     log_warn("leader: stepped down (%s), epoch %llu", why,
              (unsigned long long)l->epoch);
     drain_queue(l);
+    dpool_lost(l->pools);
     /* the plan is freed by the loop once this pass is over: callers up
      * the stack may still hold pointers into it */
     l->discard_plan = 1;
@@ -537,6 +558,7 @@ static void become_leader(struct leader *l)
     l->won_ms = clock_mono_ms();
     l->last_lock_check_ms = l->won_ms;
     atomic_store(&l->epoch_pub, epoch);
+    dpool_won(l->pools);
     atomic_store(&l->is_leader, 1);
     log_info("leader: won, epoch %llu (distributor %s)",
              (unsigned long long)epoch, l->cfg->id);
@@ -609,7 +631,12 @@ static void leader_pass(struct leader *l)
     if (!atomic_load(&l->is_leader))
         return;
     publish_states(l);
+    timeline_tick(l, l->timeline, now);
+    if (!atomic_load(&l->is_leader))
+        return;
     apply_reports(l);
+    if (atomic_load(&l->is_leader))
+        dpool_pass(l->pools);
 }
 
 static void *leader_main(void *arg)

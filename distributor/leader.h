@@ -38,6 +38,11 @@ void leader_wake(void *leader);
 void leader_on_metrics(natsConnection *nc, natsSubscription *sub,
                        natsMsg *msg, void *leader);
 
+/* Restarts the "listening for heartbeats" window after a NATS connect
+ * or reconnect: heartbeats sent meanwhile were lost, so the fleet table
+ * is not known to be complete until it has listened again. Any thread. */
+void leader_heard_from_nats(struct leader *l);
+
 /* Whether this process is the leader now, and its epoch (0 if not).
  * Any thread. */
 int leader_is_leader(struct leader *l, uint64_t *epoch);

@@ -108,6 +108,9 @@ struct leader {
     pthread_mutex_t queue_lock;
     natsMsg *queue[METRICS_QUEUE_MAX];
     size_t queue_len;
+
+    struct dpool *pools;        /* user pool leases (pool.c) */
+    struct timeline *timeline;  /* timeline.c */
 };
 
 /* leader.c */

@@ -23,6 +23,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "datasets.h"
 #include "fleet.h"
 #include "j4.h"
 #include "leader.h"
@@ -106,7 +107,21 @@ static void on_disconnected(natsConnection *nc, void *arg)
 
 static void on_reconnected(natsConnection *nc, void *arg)
 {
+    struct dist *d = arg;
+
     log_info("nats: reconnected");
+    if (d->leader)
+        leader_heard_from_nats(d->leader);
+}
+
+/* First connect after retrying (NATS was not up at start). */
+static void on_connected(natsConnection *nc, void *arg)
+{
+    struct dist *d = arg;
+
+    log_info("nats: connected");
+    if (d->leader)
+        leader_heard_from_nats(d->leader);
 }
 
 static int connect_nats(struct dist *d)
@@ -120,11 +135,12 @@ static int connect_nats(struct dist *d)
     if (s == NATS_OK)
         s = natsOptions_SetReconnectWait(d->opts, 250);
     if (s == NATS_OK)
-        s = natsOptions_SetRetryOnFailedConnect(d->opts, true, NULL, NULL);
+        s = natsOptions_SetRetryOnFailedConnect(d->opts, true,
+                                                on_connected, d);
     if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(d->opts, on_disconnected, d);
     if (s == NATS_OK)
-        s = natsOptions_SetReconnectedCB(d->opts, on_reconnected, NULL);
+        s = natsOptions_SetReconnectedCB(d->opts, on_reconnected, d);
     if (s == NATS_OK) {
         s = natsConnection_Connect(&d->nc, d->opts);
         if (s == NATS_NOT_YET_CONNECTED) {
@@ -168,6 +184,10 @@ static int start(struct dist *d, const sigset_t *set)
 
     if (rc != J4_OK)
         return rc;
+    if (d->cfg.datasets_dir &&
+        datasets_load_dir(d->cfg.pg_conninfo, d->cfg.datasets_dir) < 0)
+        log_warn("datasets: PostgreSQL failed while loading '%s'",
+                 d->cfg.datasets_dir);
     if (connect_nats(d) != J4_OK)
         return J4_ERR_UNAVAILABLE;
     d->leader = leader_new(&d->cfg, d->nc, &d->fleet);

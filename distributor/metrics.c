@@ -18,6 +18,7 @@
 #include "j4.h"
 #include "log.h"
 #include "pgstore.h"
+#include "series_store.h"
 
 /* Bounds what one (scenario, executor) row can accumulate. */
 #define OUTCOME_KINDS_MAX 64
@@ -265,7 +266,8 @@ static int scenario_exists(PGconn *conn, const char *sid)
 /* Adds one scenario's delta into its row. Unknown scenarios are
  * skipped: nothing can be attributed to them. */
 static int apply_scenario(PGconn *conn, const char *exec,
-                          const J4__ScenarioMetrics *m, double seconds)
+                          const J4__ScenarioMetrics *m, double seconds,
+                          int64_t mid_wall_ms)
 {
     struct metrics_row row;
     struct hist *delta;
@@ -296,6 +298,9 @@ static int apply_scenario(PGconn *conn, const char *exec,
         rc = store_row(conn, sid, exec, &row,
                        seconds > 0 ? (double)m->requests / seconds : 0);
     }
+    if (rc == J4_OK)
+        rc = series_store_apply(conn, sid, exec, m,
+                                series_store_phase(conn, sid, mid_wall_ms));
     free(row.outcomes);
     free(delta);
     return rc;
@@ -381,7 +386,9 @@ int metrics_apply(PGconn *conn, uint64_t epoch,
         return J4_OK;
     }
     for (size_t i = 0; rc == J4_OK && i < report->n_scenarios; i++)
-        rc = apply_scenario(conn, exec, report->scenarios[i], seconds);
+        rc = apply_scenario(conn, exec, report->scenarios[i], seconds,
+                            report->interval_start_wall_ms / 2 +
+                                report->interval_end_wall_ms / 2);
     if (rc == J4_OK)
         rc = record_seq(conn, exec, inc, report->seq);
     if (rc == J4_OK)

@@ -28,6 +28,7 @@
 #include "j4.h"
 #include "log.h"
 #include "pgstore.h"
+#include "plan_results.h"
 #include "spec.h"
 #include "split.h"
 
@@ -179,6 +180,8 @@ static int set_state(struct leader *l, const struct lscen *s,
                          1, params);
     if (finish_tx(l, rc, "changing a scenario's state") != J4_OK)
         return -1;
+    if (changed)
+        plan_results_ended(l, s);
     return changed;
 }
 
@@ -932,6 +935,7 @@ static int scen_tick(struct leader *l, struct lscen *s, int64_t now)
         return 0;
     if ((e = refusing_holder(l, s, &error)) != NULL)
         return fail(l, s, e, error);
+    plan_results_tick(l, s, now);
     if (s->stop_requested) {
         revoke_all(l, s);
         return try_end(l, s, "stopped", now);

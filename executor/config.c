@@ -18,7 +18,9 @@
 #define CAPACITY_MAX 1000000u
 #define HEARTBEAT_MAX_MS 60000
 
-enum setting { S_NATS, S_ID, S_PLUGINS, S_CAPACITY, S_HEARTBEAT, S_LEVEL };
+enum setting {
+    S_NATS, S_ID, S_PLUGINS, S_CAPACITY, S_HEARTBEAT, S_LEVEL, S_METRICS
+};
 
 static const struct {
     const char *flag;
@@ -30,6 +32,7 @@ static const struct {
     [S_CAPACITY] = {"capacity", "J4_CAPACITY"},
     [S_HEARTBEAT] = {"heartbeat", "J4_HEARTBEAT"},
     [S_LEVEL] = {"log-level", "J4_LOG_LEVEL"},
+    [S_METRICS] = {"metrics-listen", "J4_METRICS_LISTEN"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -37,7 +40,8 @@ static const struct {
 static const char usage[] =
     "usage: j4-executor [--nats URL] [--id ID] [--plugins DIR]\n"
     "                   [--capacity N] [--heartbeat DURATION]\n"
-    "                   [--log-level error|warn|info|debug]\n";
+    "                   [--log-level error|warn|info|debug]\n"
+    "                   [--metrics-listen HOST:PORT]\n";
 
 int config_id_ok(const char *id)
 {
@@ -114,6 +118,12 @@ static int apply(struct exec_config *cfg, enum setting s, const char *value,
         if (log_level_parse(value, &cfg->log_level) != J4_OK)
             goto bad;
         return J4_OK;
+    case S_METRICS:
+        if (copy_text(cfg->metrics_listen, sizeof(cfg->metrics_listen),
+                      value) ||
+            (*value && !strrchr(value, ':')))
+            goto bad;
+        return J4_OK;
     }
 bad:
     snprintf(err, err_size, "invalid %s '%.200s': %s", name, value,
@@ -122,6 +132,7 @@ bad:
              : s == S_PLUGINS   ? "expected a directory"
              : s == S_CAPACITY  ? "expected an integer from 1 to 1000000"
              : s == S_HEARTBEAT ? "expected a duration from 10ms to 1m"
+             : s == S_METRICS   ? "expected HOST:PORT, or empty for off"
                                 : "expected error, warn, info or debug");
     return J4_ERR_INVALID;
 }
@@ -183,7 +194,7 @@ int config_load(struct exec_config *cfg, int argc, char **argv, char *err,
     default_id(cfg->id, sizeof(cfg->id));
     snprintf(cfg->plugins, sizeof(cfg->plugins),
              "/usr/local/lib/j4/scenarios");
-    cfg->capacity = 10000;
+    cfg->capacity = 0; /* fitted to the descriptor limit at start */
     cfg->heartbeat_ms = 1000;
     cfg->log_level = J4_LOG_INFO;
 

@@ -21,6 +21,7 @@ struct exec_config {
     uint32_t capacity;
     int64_t heartbeat_ms;
     j4_log_level log_level;
+    char metrics_listen[256];   /* HOST:PORT of /metrics; "" = off */
 };
 
 /* Fills cfg from the environment, then argv. Returns J4_OK; 1 when

@@ -13,14 +13,19 @@
 #include <string.h>
 
 #include "clock.h"
+#include "exec_prom.h"
 #include "executor.h"
 #include "log.h"
+#include "series_wire.h"
 
 #define REPORT_EVERY_MS 1000
 #define RESEND_EVERY_MS 2000
 #define HB_AFTER_CHANGE_MS 20
 #define FINAL_FLUSH_MS 2000
 #define STOP_SLACK_MS 10000
+/* After the lease lapsed, the next heartbeat waits this long at most for
+ * the stopping workers to exit, so that it does not claim them. */
+#define LAPSE_HOLD_MAX_MS 1000
 
 static int64_t min64(int64_t a, int64_t b)
 {
@@ -156,6 +161,12 @@ static void apply_state(struct executor *ex, const J4__DesiredState *ds,
         share_from(&shares[i], ds->shares[i]);
     runtime_set_shares(ex->rt, shares, ds->n_shares);
     free(shares);
+    if (!ex->have_state || ds->epoch != ex->applied_epoch ||
+        ds->version != ex->applied_version)
+        /* confirm a new state soon: the leader may wait on it before
+         * granting an increase to another executor */
+        ex->hb_due_ms =
+            min64(ex->hb_due_ms, clock_mono_ms() + HB_AFTER_CHANGE_MS);
     ex->applied_epoch = ds->epoch;
     ex->applied_version = ds->version;
     ex->have_state = 1;
@@ -189,13 +200,33 @@ static void take_mailbox(struct executor *ex)
     }
 }
 
+/* Runs first in every pass, so that after a pause (SIGSTOP, a stalled
+ * host) the workers are stopped before anything else happens. */
 static void check_lease(struct executor *ex, int64_t now)
 {
+    int64_t hold;
+
     if (!ex->lease_live || now < ex->lease_mono_ms)
         return;
     ex->lease_live = 0;
-    log_warn("lease expired, no leader heard from: stopping %u workers",
+    hold = runtime_max_grace_ms(ex->rt);
+    ex->lapse_hold_ms = now + min64(hold, LAPSE_HOLD_MAX_MS);
+    log_warn("lease expired %lld ms ago, no leader heard from: stopping %u "
+             "workers", (long long)(now - ex->lease_mono_ms),
              runtime_alive(ex->rt));
+}
+
+/* Non-zero while a heartbeat must wait: the lease lapsed and workers it
+ * told to stop have not all exited yet (bounded by lapse_hold_ms). */
+static int heartbeat_held(struct executor *ex, int64_t now)
+{
+    if (now >= ex->lapse_hold_ms)
+        return 0;
+    if (runtime_lease_valid(ex->rt, now) || runtime_alive(ex->rt) == 0) {
+        ex->lapse_hold_ms = 0;
+        return 0;
+    }
+    return 1;
 }
 
 /* ---------------------------------------------------------- heartbeat */
@@ -218,6 +249,7 @@ static void send_heartbeat(struct executor *ex)
     J4__Heartbeat hb = J4__HEARTBEAT__INIT;
     struct run_status *st = NULL;
     size_t n = runtime_statuses(ex->rt, &st);
+    exec_prom_workers(st, n);
     J4__ScenarioStatus *items = calloc(n + 1, sizeof(*items));
     J4__ScenarioStatus **ptrs = calloc(n + 1, sizeof(*ptrs));
     char **plugins = calloc(ex->plugins.count + 1, sizeof(*plugins));
@@ -288,6 +320,8 @@ static void parts_free(struct report_parts *p, size_t n)
         free(p->hists[i].index);
         free(p->hists[i].count);
     }
+    for (size_t i = 0; p->metrics && i < n; i++)
+        series_wire_free(&p->metrics[i]);
     free(p->metrics);
     free(p->metrics_ptrs);
     free(p->outcomes);
@@ -344,6 +378,8 @@ static int metrics_fill(struct report_parts *p, size_t i,
     }
     m->latency = &p->hists[i];
     p->metrics_ptrs[i] = m;
+    if (series_wire_fill(m, &d->stats.series) != J4_OK)
+        return J4_ERR_NOMEM;
     return hist_fill(&p->hists[i], &d->stats.latency);
 }
 
@@ -402,6 +438,9 @@ static void report_tick(struct executor *ex, int64_t now)
     n = runtime_take_deltas(ex->rt, ex->next_seq, &d);
     if (n && report_pack(ex, ex->next_seq, d, n) != J4_OK)
         abort(); /* the deltas are taken: losing them would miscount */
+    exec_prom_add(d, n);
+    for (size_t i = 0; i < n; i++)
+        stats_delta_release(&d[i].stats);
     free(d);
     if (!n)
         return;
@@ -425,6 +464,7 @@ static int64_t report_deadline(const struct executor *ex)
 static void control_step(struct executor *ex, int64_t cap)
 {
     int64_t now = clock_mono_ms(), next, wake;
+    int held;
 
     check_lease(ex, now);
     take_mailbox(ex);
@@ -439,13 +479,14 @@ static void control_step(struct executor *ex, int64_t cap)
     now = clock_mono_ms();
     if (runtime_take_changed(ex->rt))
         ex->hb_due_ms = min64(ex->hb_due_ms, now + HB_AFTER_CHANGE_MS);
-    if (now >= ex->hb_due_ms) {
+    held = now >= ex->hb_due_ms && heartbeat_held(ex, now);
+    if (now >= ex->hb_due_ms && !held) {
         send_heartbeat(ex);
         ex->hb_due_ms = now + ex->cfg.heartbeat_ms;
     }
     report_tick(ex, now);
 
-    wake = min64(wake, ex->hb_due_ms);
+    wake = min64(wake, held ? ex->lapse_hold_ms : ex->hb_due_ms);
     wake = min64(wake, report_deadline(ex));
     if (ex->lease_live)
         wake = min64(wake, ex->lease_mono_ms);

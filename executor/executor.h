@@ -64,6 +64,8 @@ struct executor {
     int have_state;
     int64_t lease_mono_ms;
     int lease_live;
+    int64_t lapse_hold_ms; /* lease lapsed: no heartbeat before this
+                            * while workers are still stopping */
     struct clock_sample samples[CLOCK_SAMPLES];
     unsigned n_samples, next_sample;
     int64_t offset_ms;

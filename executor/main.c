@@ -15,8 +15,10 @@
 #include <sys/resource.h>
 
 #include "clock.h"
+#include "exec_prom.h"
 #include "executor.h"
 #include "log.h"
+#include "pool_link.h"
 
 static uint64_t new_incarnation(void)
 {
@@ -31,10 +33,17 @@ static uint64_t new_incarnation(void)
 }
 
 /* Each worker holds a few descriptors (its connection, libcurl's wakeup
- * pair): take every descriptor the hard limit allows. */
-static void raise_fd_limit(uint32_t capacity)
+ * pair): take every descriptor the hard limit allows. Without --capacity
+ * the capacity is what that limit supports, up to 10000; an explicit one
+ * above it is kept, with a warning. */
+#define DESCRIPTORS_PER_WORKER 3
+#define DESCRIPTORS_SPARE 64
+#define DEFAULT_CAPACITY 10000
+
+static void raise_fd_limit(uint32_t *capacity)
 {
     struct rlimit rl;
+    uint64_t fit;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return;
@@ -42,10 +51,19 @@ static void raise_fd_limit(uint32_t capacity)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 3ull * capacity + 64)
+    fit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur <= DESCRIPTORS_SPARE
+              ? DEFAULT_CAPACITY
+              : (rl.rlim_cur - DESCRIPTORS_SPARE) / DESCRIPTORS_PER_WORKER;
+    if (*capacity == 0) {
+        *capacity = fit < DEFAULT_CAPACITY ? (uint32_t)fit : DEFAULT_CAPACITY;
+        if (*capacity == 0)
+            *capacity = 1;
+    } else if (*capacity > fit) {
         log_warn("descriptor limit %llu may not suffice for capacity %u "
-                 "(about 3 per worker)",
-                 (unsigned long long)rl.rlim_cur, capacity);
+                 "(about %d per worker): raise 'ulimit -n'",
+                 (unsigned long long)rl.rlim_cur, *capacity,
+                 DESCRIPTORS_PER_WORKER);
+    }
 }
 
 struct signal_waiter {
@@ -78,7 +96,7 @@ static int run(struct executor *ex)
     sigaddset(&sw.set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sw.set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit(ex->cfg.capacity);
+    raise_fd_limit(&ex->cfg.capacity);
 
     if (plugin_set_load(&ex->plugins, ex->cfg.plugins) != J4_OK)
         goto out_plugins;
@@ -90,10 +108,17 @@ static int run(struct executor *ex)
         goto out_runtime;
     log_info("starting: incarnation %016llx, capacity %u, plugins: %s",
              (unsigned long long)ex->incarnation, ex->cfg.capacity, names);
-    if (link_open(ex) == J4_OK)
+    if (exec_prom_start(ex->cfg.metrics_listen, ex->cfg.id) != J4_OK)
+        goto out_signal;
+    if (link_open(ex) == J4_OK) {
+        pool_link_install(ex);
         code = control_run(ex);
+        pool_link_remove();
+    }
     link_close(ex);
+    exec_prom_stop();
 
+out_signal:
     /* Wake the signal thread if no signal ended the run. */
     if (!atomic_load(&ex->quit))
         pthread_kill(sig_thread, SIGTERM);

@@ -55,6 +55,15 @@ static int check_descriptor(const struct plugin_set *set, const char *file,
                   file, major, J4_VERSION_MAJOR);
         return -1;
     }
+    /* A newer minor may use SDK calls or descriptor fields this executor
+     * does not have; an older one only misses what came after it. */
+    if ((sc->abi_version & 0xffff) > J4_VERSION_MINOR) {
+        log_error("plugin '%s' was built for SDK %u.%u, newer than this "
+                  "executor's %d.%d: refused (upgrade the executor)",
+                  file, major, sc->abi_version & 0xffff, J4_VERSION_MAJOR,
+                  J4_VERSION_MINOR);
+        return -1;
+    }
     if (!plugin_name_ok(sc->name)) {
         log_error("plugin '%s' refused: its name is not [a-z0-9_]{1,64}",
                   file);
@@ -150,8 +159,10 @@ int plugin_set_load(struct plugin_set *set, const char *dir)
         return J4_ERR_NOMEM;
     d = opendir(dir);
     if (!d) {
+        /* An executor without its plugins would only refuse every share
+         * it is given: better not to join the cluster at all. */
         log_error("unable to open plugin directory '%s': %m", dir);
-        return J4_OK;
+        return J4_ERR_NOTFOUND;
     }
     rc = list_dir(d, &names, &count);
     closedir(d);

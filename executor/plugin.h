@@ -26,9 +26,9 @@ struct plugin_set {
     size_t count;
 };
 
-/* Loads every plugin in dir, logging each one loaded or refused. A
- * missing or unreadable directory is logged and leaves the set empty.
- * Returns J4_OK or J4_ERR_NOMEM. Release with plugin_set_release(). */
+/* Loads every plugin in dir, logging each one loaded or refused. Returns
+ * J4_OK, J4_ERR_NOTFOUND (logged) when dir cannot be opened, or
+ * J4_ERR_NOMEM. Release with plugin_set_release() in every case. */
 int plugin_set_load(struct plugin_set *set, const char *dir);
 
 /* The scenario registered under name, or NULL. */

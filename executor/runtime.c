@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "log.h"
 #include "runtime.h"
+#include "sdk_pool.h"
 #include "split.h"
 #include "worker.h"
 
@@ -59,6 +60,7 @@ struct run {
     uint32_t want; /* share computed at last reconcile */
     struct worker_list active, stopping;
     struct stats_delta acc; /* drained, not yet taken */
+    struct series_names *names; /* request and metric names, bounded */
     uint64_t pending_seq;   /* report holding its data, 0: none */
     int capacity_warned;
 };
@@ -167,6 +169,8 @@ static void *worker_main(void *arg)
             if (sc->init && sc->init(w, &state) != 0) {
                 worker_stats_iteration(&w->stats, 1);
                 state = NULL;
+                sdk_routines_join(w);
+                sdk_pool_worker_release(w); /* what init took goes back */
                 j4_sleep(w, INIT_RETRY_MS);
                 continue;
             }
@@ -175,8 +179,10 @@ static void *worker_main(void *arg)
         }
         worker_stats_iteration(&w->stats, sc->step(w, state) != 0);
     }
+    sdk_routines_join(w);
     if (ready && sc->fini)
         sc->fini(w, state);
+    sdk_pool_worker_release(w);
     sdk_worker_release(w);
 
     atomic_store(&w->exited, 1);
@@ -186,6 +192,7 @@ static void *worker_main(void *arg)
 
 static void worker_free(struct j4_worker *w)
 {
+    worker_series_table_release(&w->stats.series);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
     free(w);
@@ -205,10 +212,13 @@ static int worker_start(struct run *run, uint32_t index)
     w->number = split_worker_number(run->slot, run->slots, index);
     pthread_mutex_init(&w->lock, NULL);
     cond_init_monotonic(&w->wake);
+    sdk_worker_init(w);
     /* calloc zeroed the counters: set only what is not zero, so the
      * histogram's pages are not touched until used. */
     w->stats.latency.min_us = UINT64_MAX;
     w->stats.latency.lo = HIST_BUCKETS;
+    worker_series_table_init(&w->stats.series);
+    w->stats.names = run->names;
 
     if (list_push(&run->active, w) != J4_OK)
         goto out_free;
@@ -323,6 +333,9 @@ static struct run *run_new(struct runtime *rt, const struct run_share *sh)
     if (plugin_name_ok(run->plugin))
         run->ctx.scenario = plugin_set_find(rt->plugins, run->plugin);
     stats_delta_init(&run->acc);
+    run->names = series_names_new();
+    if (!run->names)
+        abort(); /* a service may abort on out-of-memory */
     run_set_error(run, rt);
     if (run->error[0])
         log_error("scenario %lld '%s' refused: %s", (long long)sh->scenario_id,
@@ -332,6 +345,8 @@ static struct run *run_new(struct runtime *rt, const struct run_share *sh)
 
 static void run_free(struct run *run)
 {
+    if (run->ctx.setup_done && run->ctx.scenario->teardown)
+        run->ctx.scenario->teardown(run->ctx.shared);
     sdk_log_flush(&run->ctx);
     free(run->active.items);
     free(run->stopping.items);
@@ -339,6 +354,8 @@ static void run_free(struct run *run)
     free(run->ctx.name);
     free(run->ctx.params_text);
     free(run->plugin);
+    stats_delta_release(&run->acc);
+    series_names_free(run->names);
     free(run);
 }
 
@@ -476,11 +493,36 @@ static uint32_t run_want(const struct runtime *rt, const struct run *run,
                        run->slots);
 }
 
+/* Calls the descriptor's setup() once, before the run's first worker.
+ * Returns J4_OK, or marks the run refused and returns the error. */
+static int run_setup(struct run *run)
+{
+    const j4_scenario_t *sc = run->ctx.scenario;
+    int rc;
+
+    if (run->ctx.setup_done)
+        return J4_OK;
+    rc = sc->setup ? sc->setup(run->ctx.params_text, &run->ctx.shared) : 0;
+    if (rc != 0) {
+        snprintf(run->error, sizeof(run->error),
+                 "setup of scenario plugin '%.64s' failed: %s (%d)",
+                 run->plugin, j4_strerror(rc), rc);
+        log_error("scenario %lld '%s' refused: %s",
+                  (long long)run->ctx.scenario_id, run->ctx.name, run->error);
+        run->want = 0;
+        return rc;
+    }
+    run->ctx.setup_done = 1;
+    return J4_OK;
+}
+
 /* Starts workers up to run->want within *budget and *batch. Returns
  * non-zero when it stopped short and should be called again soon. */
 static int run_grow(struct runtime *rt, struct run *run, uint32_t *budget,
                     uint32_t *batch)
 {
+    if (run->active.count < run->want && run_setup(run) != J4_OK)
+        return 0;
     while (run->active.count < run->want) {
         if (*budget == 0) {
             if (!run->capacity_warned)

@@ -76,9 +76,16 @@ J4_EXPORT int64_t j4_param_duration_ms(const j4_worker_t *w, const char *key,
     return ms;
 }
 
+/* The stop flag, or, for a routine, the halt of a failed init. */
+static int must_stop(const j4_worker_t *w)
+{
+    return atomic_load_explicit(&w->stop, memory_order_relaxed) ||
+           atomic_load_explicit(&w->routines_halt, memory_order_relaxed);
+}
+
 J4_EXPORT int j4_should_stop(const j4_worker_t *w)
 {
-    return atomic_load_explicit(&w->stop, memory_order_relaxed);
+    return must_stop(w);
 }
 
 J4_EXPORT int j4_sleep(j4_worker_t *w, int64_t ms)
@@ -89,11 +96,11 @@ J4_EXPORT int j4_sleep(j4_worker_t *w, int64_t ms)
 
     timespec_at_mono_ms(&ts, deadline);
     pthread_mutex_lock(&w->lock);
-    while (!atomic_load(&w->stop) && clock_mono_ms() < deadline) {
+    while (!must_stop(w) && clock_mono_ms() < deadline) {
         if (pthread_cond_timedwait(&w->wake, &w->lock, &ts) == ETIMEDOUT)
             break;
     }
-    stopped = atomic_load(&w->stop);
+    stopped = must_stop(w);
     pthread_mutex_unlock(&w->lock);
     return stopped ? J4_ERR_STOPPED : J4_OK;
 }

@@ -8,10 +8,18 @@
  * from worker_request_stop()) and lets the request run exactly until the
  * scenario's grace period is over; then it is aborted and recorded as
  * interrupted. Every request that was started is recorded exactly once.
+ *
+ * Redirects are libcurl's: with the default CURLOPT_POSTREDIR a POST
+ * answered 301, 302 or 303 is repeated as a GET without its body, one
+ * answered 307 or 308 is repeated as it was. Each request also carries a
+ * fresh W3C traceparent and the scenario as baggage (sdk_worker.c).
  */
 #include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clock.h"
 #include "worker.h"
@@ -36,6 +44,7 @@ int sdk_global_init(void)
 
 void sdk_global_cleanup(void)
 {
+    sdk_grpc_cleanup();
     curl_global_cleanup();
 }
 
@@ -49,6 +58,7 @@ void sdk_worker_release(struct j4_worker *w)
 {
     struct sdk_http *h = w->http;
 
+    sdk_extras_release(w);
     if (!h)
         return;
     pthread_mutex_lock(&w->lock);
@@ -140,8 +150,7 @@ static void set_method(CURL *easy, const j4_http_request_t *req)
 }
 
 /* Sets every option of one request; the handle keeps its connections. */
-static int prepare(struct sdk_http *h, const j4_http_request_t *req,
-                   struct curl_slist **headers)
+static int prepare(struct sdk_http *h, const j4_http_request_t *req)
 {
     CURL *easy = h->easy;
     int redirects =
@@ -161,19 +170,64 @@ static int prepare(struct sdk_http *h, const j4_http_request_t *req,
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, h);
     set_method(easy, req);
 
+    if (req->tls_no_verify) {
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (req->tls_ca_file)
+        curl_easy_setopt(easy, CURLOPT_CAINFO, req->tls_ca_file);
+    return J4_OK;
+}
+
+/* Appends line to *list; J4_ERR_NOMEM frees the whole list. */
+static int header_add(struct curl_slist **list, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(*list, line);
+
+    if (!l) {
+        curl_slist_free_all(*list);
+        *list = NULL;
+        return J4_ERR_NOMEM;
+    }
+    *list = l;
+    return J4_OK;
+}
+
+/* Non-zero when the caller set a header named name itself. */
+static int has_header(const char *const *headers, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (size_t i = 0; headers && headers[i]; i++) {
+        if (strncasecmp(headers[i], name, len) == 0 &&
+            headers[i][len] == ':')
+            return 1;
+    }
+    return 0;
+}
+
+/* The caller's headers, then the trace context unless it set its own. */
+static int build_headers(struct j4_worker *w, const j4_http_request_t *req,
+                         struct curl_slist **headers)
+{
+    char traceparent[SDK_TRACEPARENT_LEN], baggage[200], line[256];
+
     *headers = NULL;
     for (size_t i = 0; req->headers && req->headers[i]; i++) {
-        struct curl_slist *l = curl_slist_append(*headers, req->headers[i]);
-
-        if (!l) {
-            curl_slist_free_all(*headers);
-            *headers = NULL;
+        if (header_add(headers, req->headers[i]) != J4_OK)
             return J4_ERR_NOMEM;
-        }
-        *headers = l;
     }
-    if (*headers)
-        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, *headers);
+    sdk_trace_context(w, traceparent, baggage, sizeof(baggage));
+    if (!has_header(req->headers, "traceparent")) {
+        snprintf(line, sizeof(line), "traceparent: %s", traceparent);
+        if (header_add(headers, line) != J4_OK)
+            return J4_ERR_NOMEM;
+    }
+    if (!has_header(req->headers, "baggage")) {
+        snprintf(line, sizeof(line), "baggage: %s", baggage);
+        if (header_add(headers, line) != J4_OK)
+            return J4_ERR_NOMEM;
+    }
     return J4_OK;
 }
 
@@ -282,8 +336,19 @@ static int status_of(j4_outcome outcome, CURLcode rc)
     return J4_ERR_IO;
 }
 
-J4_EXPORT int j4_http_request(j4_worker_t *w, const j4_http_request_t *req,
-                              j4_http_response_t *resp)
+/* Non-zero when body is a JSON object with a non-empty "errors" array. */
+static int graphql_failed(const char *body, size_t len)
+{
+    json_t *doc = json_loadb(body, len, 0, NULL);
+    json_t *errors = json_object_get(doc, "errors");
+    int failed = json_is_array(errors) && json_array_size(errors) > 0;
+
+    json_decref(doc);
+    return failed;
+}
+
+int sdk_http_exchange(struct j4_worker *w, const j4_http_request_t *req,
+                      j4_http_response_t *resp, int graphql)
 {
     struct curl_slist *headers = NULL;
     struct sdk_http *h;
@@ -292,7 +357,7 @@ J4_EXPORT int j4_http_request(j4_worker_t *w, const j4_http_request_t *req,
     long status = 0;
     CURLcode rc;
 
-    if (!w || !req || !req->url)
+    if (!w || !req || !req->url || sdk_in_routine())
         return J4_ERR_INVALID;
     if (worker_grace_left_us(w) <= 0)
         return J4_ERR_STOPPED; /* not started, so not recorded */
@@ -300,19 +365,29 @@ J4_EXPORT int j4_http_request(j4_worker_t *w, const j4_http_request_t *req,
     if (!h)
         return J4_ERR_NOMEM;
     body_reset(h);
-    if (prepare(h, req, &headers) != J4_OK)
+    if (prepare(h, req) != J4_OK ||
+        build_headers(w, req, &headers) != J4_OK)
         return J4_ERR_NOMEM;
+    curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, headers);
 
     start = (uint64_t)clock_mono_us();
     rc = perform(w, h);
     latency = (uint64_t)clock_mono_us() - start;
     curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(headers);
-
-    outcome = classify(rc, status);
-    worker_stats_record(&w->stats, outcome, latency);
     if (h->body)
         h->body[h->len] = '\0';
+
+    outcome = classify(rc, status);
+    if (graphql && outcome == J4_OUTCOME_OK && status == 200 &&
+        graphql_failed(h->body ? h->body : "", h->len))
+        outcome = J4_OUTCOME_GRAPHQL;
+    /* Named series (stats.h): multi-writer safe, so no lock here. */
+    worker_stats_record_named(&w->stats, graphql ? SERIES_GRAPHQL : SERIES_HTTP,
+                              req->name ? req->name
+                              : graphql ? "graphql"
+                              : req->method ? req->method : "GET",
+                              outcome, latency);
     if (resp) {
         resp->status = status;
         resp->body = h->body ? h->body : "";
@@ -320,5 +395,13 @@ J4_EXPORT int j4_http_request(j4_worker_t *w, const j4_http_request_t *req,
         resp->outcome = outcome;
         resp->latency_us = latency;
     }
+    if (outcome == J4_OUTCOME_GRAPHQL)
+        return J4_ERR_PROTOCOL;
     return status_of(outcome, rc);
+}
+
+J4_EXPORT int j4_http_request(j4_worker_t *w, const j4_http_request_t *req,
+                              j4_http_response_t *resp)
+{
+    return sdk_http_exchange(w, req, resp, 0);
 }

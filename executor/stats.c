@@ -17,15 +17,137 @@ void worker_stats_init(struct worker_stats *s)
     atomic_init(&s->iterations, 0);
     atomic_init(&s->iteration_errors, 0);
     hist_init(&s->latency);
+    s->names = NULL;
+    worker_series_table_init(&s->series);
 }
 
 void worker_stats_record(struct worker_stats *s, j4_outcome outcome,
                          uint64_t latency_us)
 {
+    worker_stats_record_named(s, SERIES_CUSTOM, "custom", outcome,
+                              latency_us);
+}
+
+void worker_stats_record_named(struct worker_stats *s, int protocol,
+                               const char *name, j4_outcome outcome,
+                               uint64_t latency_us)
+{
+    struct worker_series *ws;
+
     if ((unsigned)outcome >= J4_OUTCOME_COUNT_)
         outcome = J4_OUTCOME_OTHER;
+    if ((unsigned)protocol >= SERIES_PROTOCOL_COUNT_)
+        protocol = SERIES_CUSTOM;
     atomic_fetch_add_explicit(&s->outcomes[outcome], 1, memory_order_relaxed);
-    hist_record(&s->latency, latency_us);
+    series_hist_record(&s->latency, latency_us);
+    ws = worker_series_get(&s->series, s->names, SERIES_REQUEST,
+                           (enum series_protocol)protocol, name);
+    if (!ws)
+        return;
+    atomic_fetch_add_explicit(&ws->counts[outcome], 1, memory_order_relaxed);
+    series_hist_record(ws->hist, latency_us);
+}
+
+static struct worker_series *team(struct worker_stats *s,
+                                  enum series_kind kind, const char *name)
+{
+    return worker_series_get(&s->series, s->names, kind, SERIES_CUSTOM,
+                             name);
+}
+
+void stats_team_observe(struct worker_stats *s, const char *name,
+                        uint64_t value_us)
+{
+    struct worker_series *ws = team(s, SERIES_TEAM_HIST, name);
+
+    if (ws)
+        series_hist_record(ws->hist, value_us);
+}
+
+void stats_team_count(struct worker_stats *s, const char *name, uint64_t n)
+{
+    struct worker_series *ws = team(s, SERIES_TEAM_COUNTER, name);
+
+    if (ws)
+        atomic_fetch_add_explicit(&ws->counts[0], n, memory_order_relaxed);
+}
+
+void stats_team_gauge(struct worker_stats *s, const char *name,
+                      int64_t value)
+{
+    struct worker_series *ws = team(s, SERIES_TEAM_GAUGE, name);
+
+    if (ws)
+        atomic_store_explicit(&ws->gauge, value, memory_order_relaxed);
+}
+
+void stats_check(struct worker_stats *s, const char *name, int ok)
+{
+    struct worker_series *ws = team(s, SERIES_CHECK, name);
+
+    if (ws)
+        atomic_fetch_add_explicit(&ws->counts[ok ? 0 : 1], 1,
+                                  memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------- streams */
+
+static struct worker_series *stream(struct worker_stats *s, int protocol,
+                                    const char *name)
+{
+    if ((unsigned)protocol >= SERIES_PROTOCOL_COUNT_)
+        protocol = SERIES_CUSTOM;
+    return worker_series_get(&s->series, s->names, SERIES_STREAM,
+                             (enum series_protocol)protocol, name);
+}
+
+static void stream_add(struct worker_stats *s, int protocol,
+                       const char *name, int slot, uint64_t n)
+{
+    struct worker_series *ws = stream(s, protocol, name);
+
+    if (ws)
+        atomic_fetch_add_explicit(&ws->counts[slot], n, memory_order_relaxed);
+}
+
+void stats_stream_opened(struct worker_stats *s, int protocol,
+                         const char *name)
+{
+    stream_add(s, protocol, name, SERIES_STREAM_OPENED, 1);
+}
+
+void stats_stream_first_message(struct worker_stats *s, int protocol,
+                                const char *name, uint64_t us)
+{
+    struct worker_series *ws = stream(s, protocol, name);
+
+    if (ws)
+        series_hist_record(ws->hist, us);
+}
+
+void stats_stream_messages(struct worker_stats *s, int protocol,
+                           const char *name, uint64_t n)
+{
+    stream_add(s, protocol, name, SERIES_STREAM_MESSAGES, n);
+}
+
+void stats_stream_ended(struct worker_stats *s, int protocol,
+                        const char *name, uint64_t lifetime_us, int reset)
+{
+    struct worker_series *ws = stream(s, protocol, name);
+
+    if (!ws)
+        return;
+    series_hist_record(ws->hist2, lifetime_us);
+    if (reset)
+        atomic_fetch_add_explicit(&ws->counts[SERIES_STREAM_RESETS], 1,
+                                  memory_order_relaxed);
+}
+
+void stats_stream_reconnect(struct worker_stats *s, int protocol,
+                            const char *name)
+{
+    stream_add(s, protocol, name, SERIES_STREAM_RECONNECTS, 1);
 }
 
 void worker_stats_iteration(struct worker_stats *s, int failed)
@@ -50,6 +172,7 @@ void stats_drain(struct worker_stats *s, struct stats_delta *d)
     d->iterations += take(&s->iterations);
     d->iteration_errors += take(&s->iteration_errors);
     hist_drain(&s->latency, &d->latency);
+    series_drain(&s->series, &d->series);
 }
 
 void stats_delta_init(struct stats_delta *d)
@@ -58,12 +181,19 @@ void stats_delta_init(struct stats_delta *d)
     d->iterations = 0;
     d->iteration_errors = 0;
     hist_init(&d->latency);
+    series_set_init(&d->series);
+}
+
+void stats_delta_release(struct stats_delta *d)
+{
+    series_set_release(&d->series);
 }
 
 int stats_delta_empty(const struct stats_delta *d)
 {
     return stats_delta_requests(d) == 0 && d->iterations == 0 &&
-           d->iteration_errors == 0 && d->latency.total == 0;
+           d->iteration_errors == 0 && d->latency.total == 0 &&
+           series_set_empty(&d->series);
 }
 
 uint64_t stats_delta_requests(const struct stats_delta *d)
@@ -82,4 +212,5 @@ void stats_delta_merge(struct stats_delta *dst, const struct stats_delta *src)
     dst->iterations += src->iterations;
     dst->iteration_errors += src->iteration_errors;
     hist_merge(&dst->latency, &src->latency);
+    series_set_merge(&dst->series, &src->series);
 }

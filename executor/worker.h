@@ -35,9 +35,22 @@ struct run_ctx {
     _Atomic int64_t log_second;
     atomic_uint log_lines;
     _Atomic unsigned long log_dropped;
+
+    /* What the descriptor's setup() returned; set by the owning thread
+     * before the run's first worker starts, read-only afterwards. */
+    void *shared;
+    int setup_done;
 };
 
-struct sdk_http; /* sdk_http.c */
+/* A tag added with j4_tag(); key and value are copies. */
+struct worker_tag {
+    char *key;
+    char *value;
+};
+
+struct sdk_http;    /* sdk_http.c */
+struct sdk_routine; /* sdk_worker.c */
+struct sdk_param;   /* sdk_worker.c */
 
 struct j4_worker {
     struct run_ctx *ctx;
@@ -58,6 +71,18 @@ struct j4_worker {
     struct sdk_http *http;
     int64_t log_second;
     unsigned log_lines;
+
+    /* Worker extras (sdk_worker.c). Routines are threads sharing this
+     * worker; the statistics are safe for several writers (series.h),
+     * the tags are guarded by tags_lock. */
+    pthread_mutex_t tags_lock;
+    uint64_t rng[4];               /* worker thread */
+    struct worker_tag tags[J4_TAGS_MAX]; /* written under tags_lock */
+    unsigned ntags;
+    struct sdk_routine *routines[J4_ROUTINES_MAX]; /* worker thread */
+    unsigned nroutines;
+    atomic_int routines_halt;      /* stop routines of a failed init */
+    struct sdk_param *params_cache; /* j4_param_json() texts */
 };
 
 /* Sets the stop flag (once) and wakes the worker from j4_sleep and from a
@@ -70,6 +95,48 @@ int64_t worker_grace_left_us(const struct j4_worker *w);
 
 /* Worker thread: frees the SDK's per-worker resources (HTTP handles). */
 void sdk_worker_release(struct j4_worker *w);
+
+/* Owning thread, before the worker's thread starts: seeds its random
+ * generator and sets up its tags lock. */
+void sdk_worker_init(struct j4_worker *w);
+
+/* Worker thread: tells the worker's routines to stop (they see
+ * j4_should_stop()), wakes them and joins them. Called before fini and
+ * after a failed init. */
+void sdk_routines_join(struct j4_worker *w);
+
+/* The worker's tags (j4_tag); *count gets their number. Read them under
+ * w->tags_lock when a routine may be adding some. */
+const struct worker_tag *worker_tags(const struct j4_worker *w,
+                                     unsigned *count);
+
+
+/* Fills the W3C trace context of one outgoing request: a traceparent
+ * "00-<trace id>-<span id>-01" with fresh random ids, and the baggage
+ * "j4.scenario=<name>" (percent-encoded). Any thread. */
+#define SDK_TRACEPARENT_LEN 56
+void sdk_trace_context(const struct j4_worker *w,
+                       char traceparent[SDK_TRACEPARENT_LEN],
+                       char *baggage, size_t baggage_size);
+
+/* Worker thread, from sdk_worker_release(): frees tags, cached params
+ * and the thread's gRPC reply buffer, once the routines are joined. */
+void sdk_extras_release(struct j4_worker *w);
+
+/* Non-zero on the thread of one of the worker's routines. */
+int sdk_in_routine(void);
+
+/* One HTTP exchange recorded as one sample. With graphql set, a 200
+ * response whose JSON carries a non-empty "errors" array is recorded as
+ * J4_OUTCOME_GRAPHQL (sdk_http.c). */
+int sdk_http_exchange(struct j4_worker *w, const j4_http_request_t *req,
+                      j4_http_response_t *resp, int graphql);
+
+/* gRPC core setup and the executor's shared channels (sdk_grpc.c). */
+void sdk_grpc_cleanup(void);
+
+/* Frees the calling thread's gRPC reply buffer (worker or routine). */
+void sdk_grpc_thread_release(void);
 
 /* Logs how many j4_log lines of the run were suppressed, if any. */
 void sdk_log_flush(struct run_ctx *ctx);

@@ -182,6 +182,11 @@ typedef struct j4_http_request {
     const char *name;           /* request name for metrics, e.g. "login";
                                    NULL: the method. Keep names few: they
                                    become labels (never put ids in them) */
+    /* Appended in 0.1: TLS for https:// URLs. */
+    int tls_no_verify;          /* non-zero: accept any certificate and
+                                   host name (test servers only) */
+    const char *tls_ca_file;    /* PEM file of trusted CAs; NULL: the
+                                   system's */
 } j4_http_request_t;
 
 /* The response, owned by the worker and valid until its next request. */

@@ -12,7 +12,7 @@ libpq-dev libmicrohttpd-dev"
 
 # Real services and peers used by tests, the demo and benchmarks.
 RUNTIME="nats-server postgresql nginx python3 python3-grpcio curl procps
-iproute2 wrk prometheus"
+iproute2 wrk hey nghttp2-client prometheus"
 
 # Only for checking docker-compose.yml without an engine.
 COMPOSE="docker-compose"

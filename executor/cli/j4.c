@@ -12,7 +12,10 @@
  * Exit codes: 0 success (for --wait and run: the scenario finished), 1
  * the scenario ended otherwise (stopped, failed, short of its target), 2
  * usage or a refused document, 3 the distributor could not be reached or
- * refused the request.
+ * refused the request. `submit --wait` and `watch` also exit 1 when a
+ * threshold of the scenario failed (its report says which).
+ *
+ *   j4 report ID [--format text|json|junit|csv]   a scenario's results
  */
 #include <getopt.h>
 #include <signal.h>
@@ -26,6 +29,7 @@
 #include "client.h"
 #include "j4.h"
 #include "log.h"
+#include "report.h"
 #include "run.h"
 #include "view.h"
 
@@ -62,6 +66,8 @@ static void usage(FILE *out)
             "  ls                                  list scenarios\n"
             "  status ID                           show one scenario (JSON)\n"
             "  stop ID                             stop a scenario\n"
+            "  report ID [--format text|json|junit|csv]\n"
+            "                                      a scenario's results\n"
             "  executors                           list executors\n"
             "\n"
             "environment: J4_SERVER (default http://127.0.0.1:8080), "
@@ -176,6 +182,9 @@ static int watch(struct cli *cli, long long id)
     }
     view_report(&v, scenario);
     rc = state_exit(scenario);
+    /* A run whose thresholds failed fails CI even when it finished. */
+    if (report_thresholds_passed(&cli->client, id, stdout) == 0)
+        rc = EXIT_ENDED_BADLY;
     json_decref(scenario);
     return rc;
 }
@@ -223,6 +232,8 @@ static int cmd_with_id(struct cli *cli, const char *cmd, const char *arg)
         return EXIT_USAGE;
     if (strcmp(cmd, "watch") == 0)
         return watch(cli, id);
+    if (strcmp(cmd, "report") == 0)
+        return report_print(&cli->client, id, cli->format, stdout);
     if (strcmp(cmd, "stop") == 0) {
         snprintf(path, sizeof(path), "/scenarios/%lld/stop", id);
         reply = call(cli, "POST", path, "", 202);
@@ -333,7 +344,8 @@ static int dispatch(struct cli *cli, int argc, char **argv)
     if (strcmp(cmd, "executors") == 0 && argc == 1)
         return cmd_executors(cli);
     if ((strcmp(cmd, "status") == 0 || strcmp(cmd, "stop") == 0 ||
-         strcmp(cmd, "watch") == 0) && argc == 2)
+         strcmp(cmd, "watch") == 0 || strcmp(cmd, "report") == 0) &&
+        argc == 2)
         return cmd_with_id(cli, cmd, argv[1]);
     usage(stderr);
     return EXIT_USAGE;

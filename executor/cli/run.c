@@ -81,8 +81,10 @@ static void collect(struct local *l, uint64_t *seq)
 
     runtime_drain(l->rt);
     n = runtime_take_deltas(l->rt, ++*seq, &deltas);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         totals_add(&l->totals, &deltas[i].stats);
+        stats_delta_release(&deltas[i].stats);
+    }
     free(deltas);
     runtime_acked(l->rt, *seq);
 }
@@ -316,7 +318,7 @@ int run_local(const struct run_options *opts)
     if (plugin_set_load(&l->plugins, opts->plugins) != J4_OK) {
         fprintf(stderr, "j4: unable to load plugins from '%s'\n",
                 opts->plugins);
-        goto out_spec;
+        goto out_plugins;
     }
     l->rt = runtime_new(&l->plugins, opts->capacity);
     if (l->rt == NULL)
@@ -336,7 +338,6 @@ int run_local(const struct run_options *opts)
     runtime_free(l->rt);
 out_plugins:
     plugin_set_release(&l->plugins);
-out_spec:
     spec_release(&l->spec);
 out_free:
     free(l);

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True   # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -39,8 +40,16 @@ def main():
                "rampup": {"step": 2, "interval": "500ms"}, "hold": "1s",
                "rampdown": {"step": 2, "interval": "500ms"}}
         rc, out, err = j4_run(c, doc)
-        served = c.nginx_requests()
         m = re.search(r"^\s*requests\s+(\d+)", out, re.M)
+        counted = int(m.group(1)) if m else -1
+        # nginx flushes its access log every 200 ms: let it catch up.
+        try:
+            h.wait_until(lambda: c.nginx_requests() >= counted, 3,
+                         what="nginx access log flush")
+        except h.HarnessError:
+            pass
+        time.sleep(0.3)
+        served = c.nginx_requests()
         if rc != 0:
             failures.append("valid run exited %d: %s" % (rc, err[-500:]))
         if "finished" not in out:

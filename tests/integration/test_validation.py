@@ -11,6 +11,7 @@ are 404. A well-formed scenario asking for a plugin no executor has ends
 
 import copy
 import http.client
+import json
 import os
 import sys
 
@@ -178,6 +179,18 @@ def check_big_bodies(c, failures):
             % status, failures)
 
 
+def check_content_types(c, failures):
+    """Only a JSON content type is accepted: a browser can send text/plain
+    or a form across origins without a preflight."""
+    raw = json.dumps(base_doc(c.target_url)).encode()
+    for ctype in ("text/plain", "application/x-www-form-urlencoded",
+                  "application/jsonx", ""):
+        status, _, body = c.api("POST", "/scenarios", raw=raw, dist=0,
+                                headers={"Content-Type": ctype})
+        h.check(status == 415, "POST as %r: %s %r, expected 415"
+                % (ctype, status, body), failures)
+
+
 def stored(c):
     return int(c.psql("select count(*) from scenarios"))
 
@@ -211,7 +224,7 @@ def check_token(c, failures):
     h.check(stored(c) == 0, "401 requests stored %d rows" % stored(c),
             failures)
     status, hdrs, body = c.api("POST", "/scenarios", doc, dist=1,
-                               token=TOKEN)
+                               headers={"Authorization": "bearer " + TOKEN})
     if not h.check(status == 201, "POST with the token: %s %r"
                    % (status, body), failures):
         return None
@@ -258,6 +271,7 @@ def main():
                    dist_opts=[{}, {"token": TOKEN}]) as c:
         check_bad_documents(c, failures)
         check_big_bodies(c, failures)
+        check_content_types(c, failures)
         check_nothing_stored(c, failures)
         sid = check_token(c, failures)
         check_not_found(c, failures)

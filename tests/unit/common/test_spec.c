@@ -627,6 +627,81 @@ static void test_garbage(void)
     free(copy);
 }
 
+/* ---------------------------------------------------------- thresholds */
+
+static void test_thresholds_accepted(void)
+{
+    static const char text[] =
+        "{\"name\": \"t\", \"scenario\": \"http\", \"target\": 1,"
+        " \"hold\": \"1s\", \"thresholds\": {"
+        "\"http_req_duration\": [\"p(95)<250ms\", \"max <= 2s\"],"
+        "\"errors\": [{\"threshold\": \"rate<0.01\","
+        " \"abort_on_fail\": true, \"delay_abort_eval\": \"10s\"}],"
+        "\"delivery_latency\": [\"p(99.9)<1s\"],"
+        "\"checks\": [\"rate>0.99\"]}}";
+    struct spec spec, again;
+    json_t *doc;
+    char *round;
+
+    if (!accepted_text(text, &spec))
+        return;
+    CHECK_UINT_EQ(spec.n_thresholds, 5);
+    CHECK_STR_EQ(spec.thresholds[0].metric, "http_req_duration");
+    CHECK_INT_EQ(spec.thresholds[0].agg, AGG_P);
+    CHECK_NEAR(spec.thresholds[0].percentile, 95, 1e-9);
+    CHECK_INT_EQ(spec.thresholds[0].op, OP_LT);
+    CHECK_NEAR(spec.thresholds[0].value, 250, 1e-9);
+    CHECK_NEAR(spec.thresholds[1].value, 2000, 1e-9);
+    CHECK_INT_EQ(spec.thresholds[1].op, OP_LE);
+    CHECK_INT_EQ(spec.thresholds[2].abort_on_fail, 1);
+    CHECK_INT_EQ(spec.thresholds[2].delay_abort_ms, 10000);
+    CHECK_INT_EQ(spec.thresholds[3].kind, METRIC_TEAM);
+    CHECK(threshold_holds(&spec.thresholds[0], 249.9));
+    CHECK(!threshold_holds(&spec.thresholds[0], 250));
+    doc = spec_to_json(&spec);
+    round = json_dumps(doc, JSON_COMPACT);
+    if (accepted_text(round, &again)) {
+        CHECK_UINT_EQ(again.n_thresholds, 5);
+        CHECK_STR_EQ(again.thresholds[4].expr, "rate>0.99");
+        spec_release(&again);
+    }
+    free(round);
+    json_decref(doc);
+    spec_release(&spec);
+}
+
+static void test_thresholds_refused(void)
+{
+    refused("thresholds", json_string("x"), "thresholds", "object");
+    refused("thresholds", json_pack("{s:[]}", "errors"),
+            "thresholds.errors", "non-empty");
+    refused("thresholds", json_pack("{s:[s]}", "Bad-Name", "rate<1"),
+            "thresholds.Bad-Name", "a-z");
+    refused("thresholds", json_pack("{s:[s]}", "errors", "p95<1"),
+            "thresholds.errors[0]", "AGGREGATE OP VALUE");
+    refused("thresholds", json_pack("{s:[s]}", "errors", "p(95)<1"),
+            "thresholds.errors[0]", "rate or count");
+    refused("thresholds", json_pack("{s:[s]}", "http_req_duration",
+                                    "p(95)<1parsec"),
+            "thresholds.http_req_duration[0]", "unit");
+    refused("thresholds", json_pack("{s:[s]}", "errors", "rate<1ms"),
+            "thresholds.errors[0]", "without a unit");
+    refused("thresholds", json_pack("{s:[s]}", "errors", "p(101)<1"),
+            "thresholds.errors[0]", "AGGREGATE");
+    refused("thresholds", json_pack("{s:[{s:s,s:i}]}", "errors", "threshold",
+                                    "rate<0.1", "abort_on_fail", 1),
+            "thresholds.errors[0].abort_on_fail", "true or false");
+    refused("thresholds", json_pack("{s:[{s:s,s:s}]}", "errors", "threshold",
+                                    "rate<0.1", "delay_abort_eval", "soon"),
+            "thresholds.errors[0].delay_abort_eval", "duration");
+    refused("thresholds", json_pack("{s:[{s:s,s:b}]}", "errors", "threshold",
+                                    "rate<0.1", "abort", 1),
+            "thresholds.errors[0].abort", "unknown field");
+    refused("thresholds", json_pack("{s:[{s:b}]}", "errors",
+                                    "abort_on_fail", 1),
+            "thresholds.errors[0].threshold", "string");
+}
+
 int main(void)
 {
     test_example();
@@ -650,5 +725,7 @@ int main(void)
     test_null_pointers();
     test_names();
     test_garbage();
+    test_thresholds_accepted();
+    test_thresholds_refused();
     return check_done();
 }

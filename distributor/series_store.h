@@ -1,0 +1,61 @@
+/*
+ * series_store.h - named series and per-phase totals in PostgreSQL.
+ *
+ * The leader adds each report's series deltas into scenario_series (one
+ * row per scenario, executor and series) and its totals into the row of
+ * scenario_phase_metrics for the phase the report's interval falls in.
+ * Readers (reports, /metrics, thresholds) merge the rows of a scenario
+ * into one struct cluster_series per (kind, name, protocol): histograms
+ * bucket by bucket, counters by addition, so cluster figures are exact.
+ */
+#ifndef J4_DIST_SERIES_STORE_H
+#define J4_DIST_SERIES_STORE_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "hist.h"
+#include "j4.h"
+#include "j4.pb-c.h"
+#include "prom.h"
+
+/* Distinct series one (scenario, executor) may hold; more fold into
+ * "other". The executor bounds them too (executor/series.h). */
+#define SERIES_STORE_MAX 300
+
+struct cluster_series {
+    int kind;                   /* enum prom_kind */
+    char name[65];
+    char protocol[16];
+    uint64_t outcomes[J4_OUTCOME_COUNT_];
+    uint64_t count, failed, opened, resets, reconnects;
+    int64_t gauge;
+    struct hist *hist;          /* never NULL once loaded */
+    struct hist *hist2;
+};
+
+/* Inside the leader's fenced transaction: adds the series of m (scenario
+ * sid, executor exec) and, when phase is not NULL, its totals to that
+ * phase. Returns J4_OK or J4_ERR_UNAVAILABLE / J4_ERR_NOMEM. */
+int series_store_apply(PGconn *conn, const char *sid, const char *exec,
+                       const J4__ScenarioMetrics *m, const char *phase);
+
+/* The phase ("rampup", "hold", "rampdown") of a report whose interval
+ * midpoint is mid_wall_ms, for scenario sid; NULL when unknown. */
+const char *series_store_phase(PGconn *conn, const char *sid,
+                               int64_t mid_wall_ms);
+
+/* Every series of scenario_id merged over executors (*out malloc'd; free
+ * with series_store_free). Returns J4_OK or J4_ERR_UNAVAILABLE. */
+int series_store_load(PGconn *conn, int64_t scenario_id,
+                      struct cluster_series **out, size_t *n);
+void series_store_free(struct cluster_series *series, size_t n);
+
+/* Decodes a text-format bytea histogram column into *h. */
+int series_store_hist_column(const PGresult *res, int row, int col,
+                             struct hist *h);
+
+/* Prometheus view of a loaded series (pointers into s). */
+void series_store_prom(const struct cluster_series *s, struct prom_series *p);
+
+#endif

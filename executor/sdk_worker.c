@@ -1,0 +1,328 @@
+/*
+ * sdk_worker.c - the worker extras of include/j4.h: random numbers, tags,
+ * background routines, the executor-wide shared state, JSON params, and
+ * the W3C trace context every protocol helper sends.
+ *
+ * A routine is a thread that shares its worker's j4_worker_t. It stops
+ * when the worker stops (the stop flag) or when a failed init is cleaned
+ * up (routines_halt); j4_should_stop() and j4_sleep() look at both. The
+ * worker thread joins its routines before fini, so fini may free what
+ * the routines use. Samples may be recorded from either kind of thread:
+ * the statistics take several writers (series.h).
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "worker.h"
+
+#define ROUTINE_STACK (256 * 1024)
+
+struct sdk_routine {
+    pthread_t thread;
+    struct j4_worker *w;
+    void (*fn)(j4_worker_t *w, void *arg);
+    void *arg;
+};
+
+/* One cached j4_param_json() answer. */
+struct sdk_param {
+    struct sdk_param *next;
+    char *key;
+    char *json;
+};
+
+/* Set on a routine's thread; the worker's own thread leaves it NULL. */
+static __thread struct sdk_routine *current_routine;
+
+/* -------------------------------------------------------------- random */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+/* xoshiro256** over state s. */
+static uint64_t xoshiro_next(uint64_t s[4])
+{
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+void sdk_worker_init(struct j4_worker *w)
+{
+    uint64_t seed = w->number * 0x9e3779b97f4a7c15ULL ^
+                    (uint64_t)w->ctx->scenario_id;
+
+    for (int i = 0; i < 4; i++)
+        w->rng[i] = splitmix64(&seed);
+    pthread_mutex_init(&w->tags_lock, NULL);
+    atomic_init(&w->routines_halt, 0);
+}
+
+J4_EXPORT uint64_t j4_random(j4_worker_t *w)
+{
+    return xoshiro_next(w->rng);
+}
+
+J4_EXPORT double j4_random_double(j4_worker_t *w)
+{
+    /* The top 53 bits fill a double's mantissa exactly. */
+    return (double)(xoshiro_next(w->rng) >> 11) * 0x1.0p-53;
+}
+
+/* ---------------------------------------------------------------- tags */
+
+const struct worker_tag *worker_tags(const struct j4_worker *w,
+                                     unsigned *count)
+{
+    *count = w->ntags;
+    return w->tags;
+}
+
+/* Replaces the value of an existing key; J4_ERR_NOTFOUND when absent. */
+static int tag_replace(struct j4_worker *w, const char *key, char *value)
+{
+    for (unsigned i = 0; i < w->ntags; i++) {
+        if (strcmp(w->tags[i].key, key) == 0) {
+            free(w->tags[i].value);
+            w->tags[i].value = value;
+            return J4_OK;
+        }
+    }
+    return J4_ERR_NOTFOUND;
+}
+
+J4_EXPORT int j4_tag(j4_worker_t *w, const char *key, const char *value)
+{
+    char *k, *v;
+    int rc = J4_OK;
+
+    if (!w || !key || !*key || !value)
+        return J4_ERR_INVALID;
+    v = strdup(value);
+    if (!v)
+        return J4_ERR_NOMEM;
+    pthread_mutex_lock(&w->tags_lock);
+    if (tag_replace(w, key, v) == J4_OK)
+        goto out_unlock;
+    if (w->ntags == J4_TAGS_MAX) {
+        rc = J4_ERR_TOOBIG;
+        free(v);
+        goto out_unlock;
+    }
+    k = strdup(key);
+    if (!k) {
+        rc = J4_ERR_NOMEM;
+        free(v);
+        goto out_unlock;
+    }
+    w->tags[w->ntags].key = k;
+    w->tags[w->ntags].value = v;
+    w->ntags++;
+out_unlock:
+    pthread_mutex_unlock(&w->tags_lock);
+    return rc;
+}
+
+/* ------------------------------------------------------------- routines */
+
+int sdk_in_routine(void)
+{
+    return current_routine != NULL;
+}
+
+static void *routine_main(void *arg)
+{
+    struct sdk_routine *r = arg;
+
+    current_routine = r;
+    r->fn(r->w, r->arg);
+    sdk_grpc_thread_release();
+    return NULL;
+}
+
+J4_EXPORT int j4_routine_start(j4_worker_t *w,
+                               void (*fn)(j4_worker_t *w, void *arg),
+                               void *arg)
+{
+    struct sdk_routine *r;
+    pthread_attr_t attr;
+    int rc;
+
+    if (!w || !fn || sdk_in_routine())
+        return J4_ERR_INVALID;
+    if (w->nroutines == J4_ROUTINES_MAX)
+        return J4_ERR_TOOBIG;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return J4_ERR_NOMEM;
+    r->w = w;
+    r->fn = fn;
+    r->arg = arg;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, ROUTINE_STACK);
+    rc = pthread_create(&r->thread, &attr, routine_main, r);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(r);
+        return J4_ERR_IO;
+    }
+    w->routines[w->nroutines++] = r;
+    return J4_OK;
+}
+
+void sdk_routines_join(struct j4_worker *w)
+{
+    if (!w->nroutines)
+        return;
+    pthread_mutex_lock(&w->lock);
+    atomic_store(&w->routines_halt, 1);
+    pthread_cond_broadcast(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+
+    for (unsigned i = 0; i < w->nroutines; i++) {
+        pthread_join(w->routines[i]->thread, NULL);
+        free(w->routines[i]);
+        w->routines[i] = NULL;
+    }
+    w->nroutines = 0;
+    atomic_store(&w->routines_halt, 0);
+}
+
+/* ------------------------------------------------------ shared, params */
+
+J4_EXPORT void *j4_shared(const j4_worker_t *w)
+{
+    return w ? w->ctx->shared : NULL;
+}
+
+J4_EXPORT const char *j4_param_json(j4_worker_t *w, const char *key)
+{
+    struct sdk_param *p;
+    json_t *v;
+
+    if (!w || !key || !w->ctx->params)
+        return NULL;
+    for (p = w->params_cache; p; p = p->next) {
+        if (strcmp(p->key, key) == 0)
+            return p->json;
+    }
+    v = json_object_get(w->ctx->params, key);
+    if (!v)
+        return NULL;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->key = strdup(key);
+    p->json = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!p->key || !p->json) {
+        free(p->key);
+        free(p->json);
+        free(p);
+        return NULL;
+    }
+    p->next = w->params_cache;
+    w->params_cache = p;
+    return p->json;
+}
+
+void sdk_extras_release(struct j4_worker *w)
+{
+    while (w->params_cache) {
+        struct sdk_param *p = w->params_cache;
+
+        w->params_cache = p->next;
+        free(p->key);
+        free(p->json);
+        free(p);
+    }
+    for (unsigned i = 0; i < w->ntags; i++) {
+        free(w->tags[i].key);
+        free(w->tags[i].value);
+    }
+    w->ntags = 0;
+    sdk_grpc_thread_release();
+    pthread_mutex_destroy(&w->tags_lock);
+}
+
+/* -------------------------------------------------------- trace context */
+
+/* Ids need not be reproducible, only distinct: a per-thread generator
+ * seeded from the clock and the thread. */
+static uint64_t trace_random(void)
+{
+    static __thread uint64_t s[4];
+    static __thread int seeded;
+
+    if (!seeded) {
+        uint64_t seed = (uint64_t)clock_mono_us() ^
+                        (uint64_t)(uintptr_t)&seeded ^
+                        ((uint64_t)pthread_self() << 17);
+
+        for (int i = 0; i < 4; i++)
+            s[i] = splitmix64(&seed);
+        seeded = 1;
+    }
+    return xoshiro_next(s);
+}
+
+/* Writes name percent-encoded for a baggage value. */
+static void baggage_encode(const char *name, char *out, size_t size)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+
+    for (const unsigned char *p = (const unsigned char *)name;
+         *p && n + 4 < size; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+            (*p >= '0' && *p <= '9') || strchr("-_.~", *p)) {
+            out[n++] = (char)*p;
+            continue;
+        }
+        out[n++] = '%';
+        out[n++] = hex[*p >> 4];
+        out[n++] = hex[*p & 15];
+    }
+    out[n] = '\0';
+}
+
+void sdk_trace_context(const struct j4_worker *w,
+                       char traceparent[SDK_TRACEPARENT_LEN],
+                       char *baggage, size_t baggage_size)
+{
+    uint64_t hi = trace_random(), lo = trace_random();
+    uint64_t span = trace_random();
+    char name[160];
+
+    /* All-zero ids are invalid; a zero draw is astronomically rare but
+     * cheap to rule out. */
+    hi |= hi == 0 && lo == 0;
+    span |= span == 0;
+    snprintf(traceparent, SDK_TRACEPARENT_LEN, "00-%016llx%016llx-%016llx-01",
+             (unsigned long long)hi, (unsigned long long)lo,
+             (unsigned long long)span);
+    baggage_encode(w->ctx->name, name, sizeof(name));
+    snprintf(baggage, baggage_size, "j4.scenario=%s", name);
+}

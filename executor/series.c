@@ -1,0 +1,470 @@
+/*
+ * series.c - interning series names per run, recording per worker, and
+ * draining into deltas.
+ *
+ * The layout and the threading rules are in series.h. The only lock a
+ * worker ever takes is on the first sample of a name (to intern it and
+ * allocate its series); after that a sample is a scan of the worker's
+ * few series and relaxed atomic adds.
+ */
+#include "series.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+#define XCHG(p, v) __atomic_exchange_n((p), (v), __ATOMIC_RELAXED)
+
+static const char *const kind_names[SERIES_KIND_COUNT_] = {
+    "request", "histogram", "counter", "gauge", "check", "stream",
+};
+static const char *const protocol_names[SERIES_PROTOCOL_COUNT_] = {
+    "http", "graphql", "grpc", "custom",
+};
+
+const char *series_kind_name(enum series_kind kind)
+{
+    return (unsigned)kind < SERIES_KIND_COUNT_ ? kind_names[kind] : "request";
+}
+
+const char *series_protocol_name(enum series_protocol protocol)
+{
+    return (unsigned)protocol < SERIES_PROTOCOL_COUNT_
+               ? protocol_names[protocol]
+               : "custom";
+}
+
+int series_kind_from_name(const char *name)
+{
+    for (int i = 0; name && i < SERIES_KIND_COUNT_; i++) {
+        if (!strcmp(name, kind_names[i]))
+            return i;
+    }
+    return -1;
+}
+
+int series_protocol_from_name(const char *name)
+{
+    for (int i = 0; name && i < SERIES_PROTOCOL_COUNT_; i++) {
+        if (!strcmp(name, protocol_names[i]))
+            return i;
+    }
+    return -1;
+}
+
+/* Groups share the bound: team metrics of every kind form one group. */
+static unsigned group_of(enum series_kind kind)
+{
+    switch (kind) {
+    case SERIES_REQUEST:
+        return 0;
+    case SERIES_CHECK:
+        return 2;
+    case SERIES_STREAM:
+        return 3;
+    default:
+        return 1;
+    }
+}
+
+/* A name is 1-64 printable ASCII characters; anything else is "other".
+ * Team metric names are further [a-z0-9_] (they become metric names). */
+static int name_ok(enum series_kind kind, const char *name)
+{
+    size_t len = name ? strnlen(name, SERIES_NAME_MAX + 1) : 0;
+    int team = group_of(kind) == 1;
+
+    if (len == 0 || len > SERIES_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+
+        if (c < 0x20 || c > 0x7e)
+            return 0;
+        if (team && !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+struct series_names *series_names_new(void)
+{
+    struct series_names *names = calloc(1, sizeof(*names));
+
+    if (names)
+        pthread_mutex_init(&names->lock, NULL);
+    return names;
+}
+
+void series_names_free(struct series_names *names)
+{
+    if (!names)
+        return;
+    for (uint32_t i = 0; i < atomic_load(&names->count); i++)
+        free(names->keys[i]);
+    pthread_mutex_destroy(&names->lock);
+    free(names);
+}
+
+static const struct series_key *find_key(struct series_names *names,
+                                         enum series_kind kind,
+                                         enum series_protocol protocol,
+                                         const char *name)
+{
+    uint32_t n = atomic_load(&names->count);
+
+    for (uint32_t i = 0; i < n; i++) {
+        const struct series_key *k = names->keys[i];
+
+        if (k->kind == kind && k->protocol == protocol &&
+            !strcmp(k->name, name))
+            return k;
+    }
+    return NULL;
+}
+
+static const struct series_key *add_key(struct series_names *names,
+                                        enum series_kind kind,
+                                        enum series_protocol protocol,
+                                        const char *name)
+{
+    uint32_t n = atomic_load(&names->count);
+    struct series_key *k;
+
+    if (n >= SERIES_RUN_MAX)
+        return NULL;
+    k = calloc(1, sizeof(*k));
+    if (!k)
+        return NULL;
+    k->id = (uint16_t)n;
+    k->kind = (uint8_t)kind;
+    k->protocol = (uint8_t)protocol;
+    snprintf(k->name, sizeof(k->name), "%s", name);
+    names->keys[n] = k;
+    atomic_store(&names->count, n + 1);
+    return k;
+}
+
+/* The interned key, or the group's "other" once the group is full. */
+static const struct series_key *intern(struct series_names *names,
+                                       enum series_kind kind,
+                                       enum series_protocol protocol,
+                                       const char *name)
+{
+    unsigned group = group_of(kind);
+    const struct series_key *k;
+
+    if (!name_ok(kind, name))
+        name = "other";
+    pthread_mutex_lock(&names->lock);
+    k = find_key(names, kind, protocol, name);
+    if (!k && strcmp(name, "other") != 0 &&
+        names->per_group[group] >= SERIES_GROUP_MAX) {
+        name = "other";
+        k = find_key(names, kind, protocol, name);
+    }
+    if (!k) {
+        k = add_key(names, kind, protocol, name);
+        if (k && strcmp(name, "other") != 0)
+            __atomic_store_n(&names->per_group[group],
+                             names->per_group[group] + 1, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&names->lock);
+    return k;
+}
+
+void worker_series_table_init(struct worker_series_table *t)
+{
+    memset(t, 0, sizeof(*t));
+    pthread_mutex_init(&t->lock, NULL);
+}
+
+void worker_series_table_release(struct worker_series_table *t)
+{
+    uint32_t n = atomic_load(&t->count);
+
+    for (uint32_t i = 0; i < n; i++) {
+        free(t->items[i]->hist);
+        free(t->items[i]->hist2);
+        free(t->items[i]);
+    }
+    atomic_store(&t->count, 0);
+    pthread_mutex_destroy(&t->lock);
+}
+
+static struct worker_series *table_find(struct worker_series_table *t,
+                                        enum series_kind kind,
+                                        enum series_protocol protocol,
+                                        const char *name)
+{
+    uint32_t n = atomic_load_explicit(&t->count, memory_order_acquire);
+
+    for (uint32_t i = 0; i < n; i++) {
+        const struct series_key *k = t->items[i]->key;
+
+        if (k->kind == kind && k->protocol == protocol &&
+            !strcmp(k->name, name))
+            return t->items[i];
+    }
+    return NULL;
+}
+
+static struct hist *hist_new(void)
+{
+    struct hist *h = malloc(sizeof(*h));
+
+    if (h)
+        hist_init(h);
+    return h;
+}
+
+static struct worker_series *series_new(const struct series_key *key)
+{
+    struct worker_series *s = calloc(1, sizeof(*s));
+    int hist = key->kind == SERIES_REQUEST || key->kind == SERIES_TEAM_HIST ||
+               key->kind == SERIES_STREAM;
+
+    if (!s)
+        return NULL;
+    s->key = key;
+    if (hist && !(s->hist = hist_new()))
+        goto out_free;
+    if (key->kind == SERIES_STREAM && !(s->hist2 = hist_new()))
+        goto out_free;
+    return s;
+
+out_free:
+    free(s->hist);
+    free(s);
+    return NULL;
+}
+
+/* Slow path: the first sample of a name in this worker. */
+static struct worker_series *table_add(struct worker_series_table *t,
+                                       struct series_names *names,
+                                       const struct series_key *key)
+{
+    struct worker_series *s;
+    uint32_t n;
+
+    pthread_mutex_lock(&t->lock);
+    s = table_find(t, key->kind, key->protocol, key->name);
+    n = atomic_load(&t->count);
+    if (!s && n < SERIES_RUN_MAX && (s = series_new(key)) != NULL) {
+        t->items[n] = s;
+        atomic_store_explicit(&t->count, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&t->lock);
+    (void)names;
+    return s;
+}
+
+struct worker_series *worker_series_get(struct worker_series_table *t,
+                                        struct series_names *names,
+                                        enum series_kind kind,
+                                        enum series_protocol protocol,
+                                        const char *name)
+{
+    struct worker_series *s;
+    const struct series_key *key;
+
+    if (!name_ok(kind, name))
+        name = "other";
+    s = table_find(t, kind, protocol, name);
+    if (s || !names)
+        return s;
+    /* A full group folds new names into "other" without the lock, so a
+     * name with ids in it costs a scan, never a lock per sample. */
+    if (LOAD(&names->per_group[group_of(kind)]) >= SERIES_GROUP_MAX) {
+        name = "other";
+        s = table_find(t, kind, protocol, name);
+        if (s)
+            return s;
+    }
+    key = intern(names, kind, protocol, name);
+    if (!key)
+        return NULL;
+    s = table_find(t, key->kind, key->protocol, key->name);
+    return s ? s : table_add(t, names, key);
+}
+
+/* ------------------------------------------------------------ recording */
+
+static void range_grow(struct hist *h, uint32_t i)
+{
+    uint32_t seen = LOAD(&h->lo);
+
+    while (i < seen && !__atomic_compare_exchange_n(
+                           &h->lo, &seen, i, 1, __ATOMIC_RELAXED,
+                           __ATOMIC_RELAXED))
+        ;
+    seen = LOAD(&h->hi);
+    while (i + 1 > seen && !__atomic_compare_exchange_n(
+                               &h->hi, &seen, i + 1, 1, __ATOMIC_RELAXED,
+                               __ATOMIC_RELAXED))
+        ;
+}
+
+void series_hist_record(struct hist *h, uint64_t v)
+{
+    uint32_t i = hist_index(v);
+    uint64_t seen;
+
+    if (i < LOAD(&h->lo) || i >= LOAD(&h->hi))
+        range_grow(h, i);
+    ADD(&h->counts[i], 1);
+    ADD(&h->total, 1);
+    ADD(&h->sum_us, v);
+    seen = LOAD(&h->max_us);
+    while (v > seen && !__atomic_compare_exchange_n(
+                           &h->max_us, &seen, v, 1, __ATOMIC_RELAXED,
+                           __ATOMIC_RELAXED))
+        ;
+    seen = LOAD(&h->min_us);
+    while (v < seen && !__atomic_compare_exchange_n(
+                           &h->min_us, &seen, v, 1, __ATOMIC_RELAXED,
+                           __ATOMIC_RELAXED))
+        ;
+}
+
+/* ------------------------------------------------------------- deltas */
+
+void series_set_init(struct series_set *set)
+{
+    memset(set, 0, sizeof(*set));
+}
+
+void series_set_release(struct series_set *set)
+{
+    for (uint32_t i = 0; i < SERIES_RUN_MAX; i++) {
+        if (!set->items[i])
+            continue;
+        free(set->items[i]->hist);
+        free(set->items[i]->hist2);
+        free(set->items[i]);
+    }
+    series_set_init(set);
+}
+
+int series_set_empty(const struct series_set *set)
+{
+    return set->count == 0;
+}
+
+static int same_key(const struct series_key *a, const struct series_key *b)
+{
+    return a->kind == b->kind && a->protocol == b->protocol &&
+           !strcmp(a->name, b->name);
+}
+
+static struct series_delta *delta_new(const struct series_key *key)
+{
+    struct series_delta *d = calloc(1, sizeof(*d));
+    int hist = key->kind == SERIES_REQUEST || key->kind == SERIES_TEAM_HIST ||
+               key->kind == SERIES_STREAM;
+
+    if (!d)
+        return NULL;
+    d->key = *key;
+    if (hist && !(d->hist = hist_new()))
+        goto out_free;
+    if (key->kind == SERIES_STREAM && !(d->hist2 = hist_new()))
+        goto out_free;
+    return d;
+
+out_free:
+    free(d->hist);
+    free(d);
+    return NULL;
+}
+
+struct series_delta *series_set_get(struct series_set *set,
+                                    const struct series_key *key)
+{
+    uint32_t free_slot = SERIES_RUN_MAX;
+    struct series_delta *d;
+
+    if (key->id < SERIES_RUN_MAX && set->items[key->id] &&
+        same_key(&set->items[key->id]->key, key))
+        return set->items[key->id];
+    for (uint32_t i = 0; i < SERIES_RUN_MAX; i++) {
+        if (set->items[i] && same_key(&set->items[i]->key, key))
+            return set->items[i];
+        if (!set->items[i] && free_slot == SERIES_RUN_MAX)
+            free_slot = i;
+    }
+    if (key->id < SERIES_RUN_MAX && !set->items[key->id])
+        free_slot = key->id;
+    if (free_slot == SERIES_RUN_MAX || !(d = delta_new(key)))
+        return NULL;
+    d->key.id = (uint16_t)free_slot;
+    set->items[free_slot] = d;
+    set->count++;
+    return d;
+}
+
+static int worker_series_empty(struct worker_series *s)
+{
+    for (int i = 0; i < SERIES_COUNTS; i++) {
+        if (LOAD(&s->counts[i]))
+            return 0;
+    }
+    if (s->hist && LOAD(&s->hist->total))
+        return 0;
+    if (s->hist2 && LOAD(&s->hist2->total))
+        return 0;
+    return atomic_load(&s->gauge) == s->gauge_shipped;
+}
+
+static void drain_one(struct worker_series *s, struct series_delta *d)
+{
+    int64_t gauge = atomic_load(&s->gauge);
+
+    for (int i = 0; i < SERIES_COUNTS; i++) {
+        if (LOAD(&s->counts[i]))
+            d->counts[i] += XCHG(&s->counts[i], 0);
+    }
+    if (s->hist && d->hist)
+        hist_drain(s->hist, d->hist);
+    if (s->hist2 && d->hist2)
+        hist_drain(s->hist2, d->hist2);
+    d->gauge += gauge - s->gauge_shipped;
+    s->gauge_shipped = gauge;
+}
+
+void series_drain(struct worker_series_table *t, struct series_set *set)
+{
+    uint32_t n = atomic_load_explicit(&t->count, memory_order_acquire);
+
+    for (uint32_t i = 0; i < n; i++) {
+        struct worker_series *s = t->items[i];
+        struct series_delta *d;
+
+        if (worker_series_empty(s))
+            continue;
+        d = series_set_get(set, s->key);
+        if (d)
+            drain_one(s, d);
+    }
+}
+
+void series_set_merge(struct series_set *dst, const struct series_set *src)
+{
+    for (uint32_t i = 0; i < SERIES_RUN_MAX; i++) {
+        const struct series_delta *s = src->items[i];
+        struct series_delta *d;
+
+        if (!s || !(d = series_set_get(dst, &s->key)))
+            continue;
+        for (int k = 0; k < SERIES_COUNTS; k++)
+            d->counts[k] += s->counts[k];
+        d->gauge += s->gauge;
+        if (s->hist && d->hist)
+            hist_merge(d->hist, s->hist);
+        if (s->hist2 && d->hist2)
+            hist_merge(d->hist2, s->hist2);
+    }
+}

@@ -1,0 +1,864 @@
+#!/usr/bin/python3
+"""The benchmarks of `make bench` (issue 6): figures, never pass/fail.
+
+Runs, one after another on this machine:
+
+  throughput  nginx (one worker, 34-byte file, keep-alive) loaded by J4's
+              `j4 run` with the http scenario and by wrk (1 and 2 threads),
+              hey, h2load and autocannon, 50 connections each for the same
+              time; requests/s, client CPU s per 100k requests, ratios to
+              wrk with one thread.
+  density     `j4 run` with the sleeper plugin (a step that sleeps 1 s) at
+              growing worker counts: workers held, resident memory each,
+              and what stops the growth.
+  spawn       workers started per second on a rampup schedule.
+  record      tests/bench/bench_record: ns per recorded sample.
+  latency     a target answering after exactly 10 ms: J4's and wrk's
+              percentiles against the truth.
+
+Usage: bench.py BUILD_DIR [--only a,b] [--duration S] [--max-workers N]
+                          [--rss-cap-gib G] [--json FILE]
+
+Every server it starts listens on 127.0.0.1 on a free port and is killed
+at the end; every load run is bounded in time. Standard library only.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+CONNS = 50
+BODY = "j4 bench: 34 bytes of static text\n"     # the small static file
+SECTIONS = ("throughput", "density", "spawn", "record", "latency")
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError("server on port %d exited early" % port)
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listens on port %d" % port)
+
+
+def proc_cpu_s(pid):
+    """utime + stime of a live process, in seconds (None once gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status(pid):
+    """VmRSS in KiB and Threads of a live process, or (None, None)."""
+    rss = threads = None
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Threads:"):
+                    threads = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, threads
+
+
+class Run:
+    """One client process: its output, exit status, wall and CPU time.
+
+    The process is reaped with os.wait4, whose rusage covers every thread
+    of the client (and any child it waited for), so CPU is exact."""
+
+    def __init__(self, argv, tmp, name, timeout, watch=None):
+        self.name = name
+        self.out_path = os.path.join(tmp, name + ".out")
+        self.err_path = os.path.join(tmp, name + ".err")
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            start = time.time()
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=err,
+                                         stdin=subprocess.DEVNULL)
+        self.killed = False
+        timer = threading.Timer(timeout, self._kill)
+        timer.start()
+        try:
+            if watch:
+                watch(self)
+            _, status, usage = os.wait4(self.proc.pid, 0)
+        finally:
+            timer.cancel()
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self.wall = time.time() - start
+        self.cpu = usage.ru_utime + usage.ru_stime
+        with open(self.out_path, errors="replace") as f:
+            self.out = f.read()
+        with open(self.err_path, errors="replace") as f:
+            self.err = f.read()
+
+    def _kill(self):
+        self.killed = True
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+
+    def alive(self):
+        """True while the client runs; never reaps it (wait4 does)."""
+        info = os.waitid(os.P_PID, self.proc.pid,
+                         os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        return info is None
+
+    def stop(self):
+        """Asks the client to stop (SIGTERM), as a person would."""
+        try:
+            self.proc.send_signal(signal.SIGTERM)
+        except OSError:
+            pass
+
+    def read_out(self):
+        with open(self.out_path, errors="replace") as f:
+            return f.read()
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.build = os.path.abspath(args.build)
+        self.j4 = os.path.join(self.build, "executor", "j4")
+        self.scenarios = os.path.join(self.build, "scenarios")
+        self.bench_dir = os.path.join(self.build, "tests", "bench")
+        self.plugins = os.path.join(self.bench_dir, "plugins")
+        self.tmp = tempfile.mkdtemp(prefix="j4-bench-")
+        os.chmod(self.tmp, 0o755)
+        self.servers = []
+        self.results = {"machine": machine()}
+        self.notes = []
+
+    # ------------------------------------------------------------ servers
+
+    def start_server(self, argv, port, name):
+        err = open(os.path.join(self.tmp, name + ".log"), "w")
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err,
+                             stdin=subprocess.DEVNULL)
+        self.servers.append(p)
+        wait_port(port, p)
+        return p
+
+    def start_nginx(self):
+        root = os.path.join(self.tmp, "nginx")
+        html = os.path.join(root, "html")
+        os.makedirs(html)
+        os.chmod(root, 0o755)
+        with open(os.path.join(html, "hello.txt"), "w") as f:
+            f.write(BODY)
+        port = free_port()
+        conf = os.path.join(root, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(nginx_conf(root, html, port))
+        p = self.start_server([NGINX, "-p", root + "/", "-c", conf,
+                               "-e", os.path.join(root, "error.log")],
+                              port, "nginx")
+        self.nginx_master = p.pid
+        return "http://127.0.0.1:%d/hello.txt" % port
+
+    def nginx_worker_cpu(self):
+        path = "/proc/%d/task/%d/children" % (self.nginx_master,
+                                              self.nginx_master)
+        try:
+            with open(path) as f:
+                pids = [int(x) for x in f.read().split()]
+        except OSError:
+            return None
+        return sum(proc_cpu_s(p) or 0 for p in pids)
+
+    def stop_servers(self):
+        for p in self.servers:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.servers:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.servers = []
+
+    # ---------------------------------------------------------- j4 runs
+
+    def spec_file(self, name, spec):
+        path = os.path.join(self.tmp, name + ".json")
+        with open(path, "w") as f:
+            json.dump(spec, f)
+        return path
+
+    def j4_run(self, name, spec, plugins, timeout, watch=None, capacity=None):
+        argv = [self.j4, "run", "--plugins", plugins]
+        if capacity:
+            argv += ["--capacity", str(capacity)]
+        argv.append(self.spec_file(name, spec))
+        return Run(argv, self.tmp, name, timeout, watch)
+
+
+def nginx_conf(root, html, port):
+    user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
+    temps = "".join("    %s_temp_path %s/%s_temp;\n" % (k, root, k)
+                    for k in ("client_body", "proxy", "fastcgi", "uwsgi",
+                              "scgi"))
+    return (user +
+            "worker_processes 1;\n"
+            "daemon off;\n"
+            "pid %s/nginx.pid;\n"
+            "events { worker_connections 4096; }\n"
+            "http {\n%s"
+            "    access_log off;\n"
+            "    keepalive_requests 100000000;\n"
+            "    keepalive_timeout 300s;\n"
+            "    server {\n"
+            "        listen 127.0.0.1:%d;\n"
+            "        root %s;\n"
+            "    }\n"
+            "}\n" % (root, temps, port, html))
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    return {"nproc": os.cpu_count(), "cpu": model,
+            "mem_gib": round(mem_kib / 1048576, 1),
+            "kernel": os.uname().release,
+            "load_at_start": os.getloadavg()[0]}
+
+
+def limits():
+    def read(path):
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError:
+            return "?"
+    import resource
+    return {
+        "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "nproc": resource.getrlimit(resource.RLIMIT_NPROC)[0],
+        "stack_kib": resource.getrlimit(resource.RLIMIT_STACK)[0] // 1024,
+        "threads_max": int(read("/proc/sys/kernel/threads-max")),
+        "pid_max": int(read("/proc/sys/kernel/pid_max")),
+        "max_map_count": int(read("/proc/sys/vm/max_map_count")),
+    }
+
+
+def num(pattern, text, default=None, cast=float):
+    m = re.search(pattern, text)
+    return cast(m.group(1)) if m else default
+
+
+# ------------------------------------------------------------- throughput
+
+def tool_versions():
+    def first_line(argv):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True,
+                               timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        text = (r.stdout + r.stderr).strip().splitlines()
+        return text[0] if text else ""
+    return {"wrk": first_line(["wrk", "-v"]),
+            "h2load": first_line(["h2load", "--version"])}
+
+
+def autocannon_js(b):
+    """Installs autocannon with npm under the build dir (not the repo) and
+    returns its entry script, or None with a note."""
+    prefix = os.path.join(b.build, "bench-node")
+    js = os.path.join(prefix, "node_modules", "autocannon", "autocannon.js")
+    if os.path.exists(js):
+        return js
+    if not shutil.which("npm") or not shutil.which("node"):
+        b.notes.append("autocannon skipped: npm or node not found")
+        return None
+    log("installing autocannon with npm into %s" % prefix)
+    os.makedirs(prefix, exist_ok=True)
+    try:
+        subprocess.run(["npm", "install", "--prefix", prefix, "--no-audit",
+                        "--no-fund", "--loglevel=error", "autocannon"],
+                       check=True, timeout=300, stdout=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        b.notes.append("autocannon skipped: npm install failed (%s)" % e)
+        return None
+    return js if os.path.exists(js) else None
+
+
+def parse_j4_report(text):
+    return {
+        "requests": num(r"requests\s+(\d+)", text, 0, int),
+        "errors": num(r"errors\s+(\d+)", text, 0, int),
+        "rps_reported": num(r"requests\s+\d+\s+\(([\d.]+)/s\)", text),
+        "p50_ms": num(r"p50 ([\d.]+) ms", text),
+        "p90_ms": num(r"p90 ([\d.]+) ms", text),
+        "p99_ms": num(r"p99 ([\d.]+) ms", text),
+        "reason": num(r"reason\s+(.*)", text, None, str),
+    }
+
+
+def throughput_clients(b, url, secs):
+    """(label, argv or j4 spec, parser) for every client available."""
+    clients = [("j4", None, None)]
+    if shutil.which("wrk"):
+        for t in (1, 2):
+            clients.append(("wrk -t%d" % t, ["wrk", "-t%d" % t, "-c%d" % CONNS,
+                            "-d%ds" % secs, url], parse_wrk))
+    else:
+        b.notes.append("wrk not found: install it (scripts/install-deps.sh)")
+    if shutil.which("hey"):
+        clients.append(("hey", ["hey", "-c", str(CONNS), "-z", "%ds" % secs,
+                                url], parse_hey))
+    else:
+        b.notes.append("hey not found: apt-get install hey")
+    if shutil.which("h2load"):
+        clients.append(("h2load --h1", ["h2load", "--h1", "-t1",
+                        "-c%d" % CONNS, "-D", str(secs), url], parse_h2load))
+    else:
+        b.notes.append("h2load not found: apt-get install nghttp2-client")
+    js = autocannon_js(b)
+    if js:
+        clients.append(("autocannon", ["node", js, "-c", str(CONNS), "-d",
+                        str(secs), "--json", url], parse_autocannon))
+    return clients
+
+
+def parse_wrk(r, secs):
+    return {"requests": num(r"(\d+) requests in", r.out, 0, int),
+            "errors": num(r"Non-2xx or 3xx responses: (\d+)", r.out, 0, int),
+            "rps": num(r"Requests/sec:\s+([\d.]+)", r.out),
+            "p50_ms": wrk_ms(r.out, "50%"), "p90_ms": wrk_ms(r.out, "90%"),
+            "p99_ms": wrk_ms(r.out, "99%")}
+
+
+def wrk_ms(text, pct):
+    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % re.escape(pct), text,
+                  re.M)
+    if not m:
+        return None
+    return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+
+
+def parse_hey(r, secs):
+    ok = num(r"\[200\]\s+(\d+) responses", r.out, 0, int)
+    return {"requests": ok, "rps": num(r"Requests/sec:\s+([\d.]+)", r.out),
+            "errors": 0}
+
+
+def parse_h2load(r, secs):
+    return {"requests": num(r"requests: \d+ total, \d+ started, \d+ done, "
+                            r"(\d+) succeeded", r.out, 0, int),
+            "rps": num(r"finished in [\d.]+s, ([\d.]+) req/s", r.out),
+            "errors": num(r"requests: .* (\d+) errored", r.out, 0, int)}
+
+
+def parse_autocannon(r, secs):
+    try:
+        data = json.loads(r.out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"requests": 0, "rps": None, "errors": 0}
+    total = data["requests"]["total"]
+    return {"requests": total, "rps": total / data.get("duration", secs),
+            "errors": data.get("non2xx", 0) + data.get("errors", 0)}
+
+
+def run_throughput_client(b, label, argv, parse, url, secs):
+    cpu0 = b.nginx_worker_cpu()
+    if argv is None:
+        spec = {"name": "bench-http", "scenario": "http",
+                "params": {"url": url}, "target": CONNS,
+                "hold": "%ds" % secs, "grace": "2s"}
+        r = b.j4_run("j4-http", spec, b.scenarios, secs + 60)
+        row = parse_j4_report(r.out)
+        row["rps"] = row["requests"] / secs
+    else:
+        r = Run(argv, b.tmp, re.sub(r"\W+", "_", label), secs + 60)
+        row = parse(r, secs)
+    cpu1 = b.nginx_worker_cpu()
+    row.update({"tool": label, "cpu_s": r.cpu, "wall_s": r.wall,
+                "exit": r.proc.returncode})
+    if cpu0 is not None and cpu1 is not None:
+        row["server_core"] = (cpu1 - cpu0) / r.wall
+    if row["requests"]:
+        row["cpu_per_100k"] = r.cpu / row["requests"] * 1e5
+    if r.proc.returncode != 0 or not row["requests"]:
+        row["note"] = (r.err.strip().splitlines() or ["exit %d" %
+                       r.proc.returncode])[-1][:120]
+    return row
+
+
+def bench_throughput(b):
+    """Every client once per round, rounds one after another, so a change
+    in the machine's load falls on all of them; the best round of each
+    (most requests/s) is the one compared."""
+    secs, rounds = b.args.duration, b.args.rounds
+    url = b.start_nginx()
+    runs = {}
+    try:
+        clients = throughput_clients(b, url, secs)
+        for n in range(rounds):
+            for label, argv, parse in clients:
+                log("throughput: round %d/%d: %s, %d connections, %d s" % (
+                    n + 1, rounds, label, CONNS, secs))
+                runs.setdefault(label, []).append(run_throughput_client(
+                    b, label, argv, parse, url, secs))
+    finally:
+        b.stop_servers()
+    rows = [max(r, key=lambda x: x.get("rps") or 0) for r in runs.values()]
+    base = next((r for r in rows if r["tool"] == "wrk -t1"), None)
+    for r in rows:
+        r["rounds_rps"] = [x.get("rps") for x in runs[r["tool"]]]
+        if base and base.get("rps") and r.get("rps"):
+            r["rps_ratio"] = r["rps"] / base["rps"]
+        if base and base.get("cpu_per_100k") and r.get("cpu_per_100k"):
+            r["cpu_ratio"] = r["cpu_per_100k"] / base["cpu_per_100k"]
+    b.results["throughput"] = {"url_body_bytes": len(BODY), "seconds": secs,
+                               "connections": CONNS, "rounds": rounds,
+                               "rows": rows, "versions": tool_versions()}
+
+
+# ---------------------------------------------------------------- density
+
+def tasks_in_use():
+    """Threads alive on the whole machine (each one takes a pid)."""
+    n = 0
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                n += len(os.listdir("/proc/%s/task" % d))
+            except OSError:
+                pass
+    return n
+
+
+def thread_budget(b):
+    """Threads a run may add before it is stopped: what pid_max and
+    threads-max leave, minus a margin, so a benchmark never takes the
+    last pids of a machine other programs share."""
+    lim = limits()
+    free = min(lim["pid_max"], lim["threads_max"]) - tasks_in_use()
+    return max(free - b.args.pid_margin, 0)
+
+
+def smaps_summary(pid):
+    """Resident KiB of a process grouped by kind of mapping: thread stacks
+    show up as many anonymous mappings of one size, so anonymous mappings
+    are grouped by size (in KiB) and the three biggest groups kept."""
+    groups, cur = {}, None
+    try:
+        with open("/proc/%d/smaps" % pid) as f:
+            for line in f:
+                head = line.split()
+                if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                    lo, hi = (int(x, 16) for x in head[0].split("-"))
+                    name = head[5] if len(head) > 5 else ""
+                    key = name if name else "anon %d KiB" % ((hi - lo) >> 10)
+                    cur = groups.setdefault(key, [0, 0])
+                    cur[0] += 1
+                elif head and head[0] == "Rss:" and cur is not None:
+                    cur[1] += int(head[1])
+    except OSError:
+        return None
+    top = sorted(groups.items(), key=lambda kv: -kv[1][1])[:4]
+    return [{"mapping": k, "count": v[0], "rss_kib": v[1]} for k, v in top]
+
+
+def watch_density(b, run, state):
+    """Samples RSS, threads and the live 'running' count of a j4 run until
+    it exits; stops it early (SIGTERM) past the RSS cap or the thread
+    budget."""
+    cap_kib = b.args.rss_cap_gib * 1048576
+    budget = thread_budget(b)
+    state["thread_budget"] = budget
+    pid = run.proc.pid
+    while run.alive():
+        rss, threads = proc_status(pid)
+        if rss is None:
+            break
+        running = last_running(run.read_out())
+        t = time.time()
+        if rss > state["peak_rss"]:
+            state["peak_rss"] = rss
+        if running is not None and running > state["peak_running"]:
+            state["peak_running"], state["peak_at"] = running, t
+            state["rss_at_peak"] = rss
+        if running is not None and running == state["peak_running"]:
+            state["rss_at_peak"] = max(state["rss_at_peak"], rss)
+        state["peak_threads"] = max(state["peak_threads"], threads or 0)
+        if (running == state["workers"] and "smaps" not in state and
+                t - state["peak_at"] > 1):
+            state["smaps"] = smaps_summary(pid)
+        if state["peak_at"] and t - state["peak_at"] > 3 and \
+                not state["done"]:
+            # Held the target for a while, or stopped growing: enough.
+            state["done"] = True
+            if running != state["workers"]:
+                state["stalled"] = True
+            run.stop()
+        if rss > cap_kib and not state["capped"]:
+            state["capped"] = "RSS cap %.0f GiB" % b.args.rss_cap_gib
+            run.stop()
+        if (threads or 0) > budget and not state["capped"]:
+            state["capped"] = "thread budget %d (pid_max)" % budget
+            run.stop()
+        time.sleep(0.2)
+
+
+def last_running(text):
+    found = re.findall(r"running (\d+) planned", text)
+    return int(found[-1]) if found else None
+
+
+def density_run(b, workers, hold):
+    state = {"peak_rss": 0, "peak_running": 0, "rss_at_peak": 0,
+             "peak_threads": 0, "capped": False, "peak_at": None,
+             "workers": workers, "done": False, "stalled": False}
+    spec = {"name": "bench-density", "scenario": "sleeper",
+            "params": {"ms": 1000}, "target": workers,
+            "hold": "%ds" % hold, "grace": "5s"}
+    start = time.time()
+    r = b.j4_run("j4-density-%d" % workers, spec, b.plugins, hold + 120,
+                 lambda run: watch_density(b, run, state),
+                 capacity=max(workers, 100000))
+    state.update({"workers": workers, "exit": r.proc.returncode,
+                  "wall_s": r.wall, "cpu_s": r.cpu, "killed": r.killed,
+                  "reason": num(r"reason\s+(.*)", r.out, None, str),
+                  "stderr": summarize_errors(r.err)})
+    if state["peak_at"]:
+        state["seconds_to_peak"] = state["peak_at"] - start
+    return state
+
+
+def summarize_errors(text):
+    lines = [l for l in text.splitlines() if l.strip()]
+    if not lines:
+        return None
+    return "%d lines, first: %s" % (len(lines), lines[0][:160])
+
+
+def bench_density(b):
+    hold = 60   # an upper bound: watch_density stops a run once it held
+    steps = [n for n in (1000, 5000, 20000, 50000)
+             if n <= b.args.max_workers]
+    log("density: baseline with 1 worker")
+    base = density_run(b, 1, 2)
+    rows = []
+    for n in steps:
+        log("density: %d workers" % n)
+        row = density_run(b, n, hold)
+        held = row["peak_running"]
+        if held > 1:
+            row["kib_per_worker"] = ((row["rss_at_peak"] - base["rss_at_peak"])
+                                     / (held - 1))
+        rows.append(row)
+        if held < n or row["capped"] or row["stalled"]:
+            break
+    b.results["density"] = {"baseline": base, "rows": rows,
+                            "limits": limits()}
+
+
+# ------------------------------------------------------------------ spawn
+
+def watch_spawn(run, samples):
+    pid = run.proc.pid
+    while run.alive():
+        _, threads = proc_status(pid)
+        if threads is None:
+            break
+        samples.append((time.time(), threads,
+                        last_running(run.read_out())))
+        time.sleep(0.02)
+
+
+def bench_spawn(b):
+    step, interval = b.args.spawn_step, 1.0
+    target = min(b.args.spawn_target, thread_budget(b))
+    target -= target % step
+    target = max(target, step)
+    steps = target // step
+    samples = []
+    spec = {"name": "bench-spawn", "scenario": "sleeper",
+            "params": {"ms": 1000}, "target": target,
+            "rampup": {"step": step, "interval": "1s"},
+            "hold": "3s", "grace": "5s"}
+    log("spawn: %d workers, %d every second" % (target, step))
+    r = b.j4_run("j4-spawn", spec, b.plugins, steps + 120,
+                 lambda run: watch_spawn(run, samples),
+                 capacity=max(target, 100000))
+    base_threads = baseline_threads(b)
+    t0 = next((t for t, th, _ in samples if th > base_threads), None)
+    rows = []
+    prev = t0
+    for k in range(1, steps + 1):
+        want = base_threads + step * k
+        hit = next((t for t, th, _ in samples if th >= want), None)
+        due = t0 + (k - 1) * interval if t0 else None
+        row = {"step": k, "workers": step * k}
+        if hit and due is not None:
+            began = max(prev, due)
+            row["reached_after_ms"] = (hit - due) * 1000
+            row["rate_per_s"] = step / max(hit - began, 0.02)
+            prev = hit
+        rows.append(row)
+    b.results["spawn"] = {"step": step, "interval_s": interval,
+                          "target": target, "rows": rows,
+                          "exit": r.proc.returncode,
+                          "reason": num(r"reason\s+(.*)", r.out, None, str),
+                          "stderr": summarize_errors(r.err),
+                          "peak_running": max((s[2] or 0 for s in samples),
+                                              default=0)}
+
+
+def baseline_threads(b):
+    """Threads of `j4 run` with no worker: the 1-worker run's, minus one."""
+    if "density" not in b.results:
+        b.results["density_baseline"] = density_run(b, 1, 2)
+    base = b.results.get("density", {}).get("baseline") or \
+        b.results["density_baseline"]
+    return base["peak_threads"] - 1
+
+
+# ----------------------------------------------------------------- record
+
+def bench_record(b):
+    prog = os.path.join(b.bench_dir, "bench_record")
+    log("record: %s" % prog)
+    r = Run([prog, str(b.args.record_samples), "64"], b.tmp, "bench_record",
+            300)
+    figures = {}
+    for line in r.out.splitlines():
+        key, _, value = line.partition(" ")
+        try:
+            figures[key] = float(value)
+        except ValueError:
+            pass
+    b.results["record"] = figures
+
+
+# ---------------------------------------------------------------- latency
+
+def bench_latency(b):
+    secs, delay = b.args.duration, 10
+    port = free_port()
+    b.start_server([os.path.join(b.bench_dir, "delay_server"), str(port),
+                    str(delay)], port, "delay_server")
+    url = "http://127.0.0.1:%d/" % port
+    rows = []
+    try:
+        log("latency: j4, %d workers, %d ms target" % (CONNS, delay))
+        spec = {"name": "bench-latency", "scenario": "http",
+                "params": {"url": url}, "target": CONNS,
+                "hold": "%ds" % secs, "grace": "2s"}
+        r = b.j4_run("j4-latency", spec, b.scenarios, secs + 60)
+        row = parse_j4_report(r.out)
+        row.update({"tool": "j4", "rps": row["requests"] / secs})
+        rows.append(row)
+        if shutil.which("wrk"):
+            log("latency: wrk -t1, %d connections" % CONNS)
+            r = Run(["wrk", "-t1", "-c%d" % CONNS, "-d%ds" % secs,
+                     "--latency", url], b.tmp, "wrk-latency", secs + 60)
+            row = parse_wrk(r, secs)
+            row["tool"] = "wrk -t1"
+            rows.append(row)
+    finally:
+        b.stop_servers()
+    b.results["latency"] = {"delay_ms": delay, "rows": rows}
+
+
+# ------------------------------------------------------------------ table
+
+def fmt(v, spec="%.0f", none="-"):
+    return none if v is None else spec % v
+
+
+def print_tables(res, notes):
+    m = res["machine"]
+    print("\nJ4 benchmarks  %s  (%d cores, %s, %.1f GiB, load %.1f at start)"
+          % (time.strftime("%Y-%m-%d %H:%M"), m["nproc"], m["cpu"],
+             m["mem_gib"], m["load_at_start"]))
+    for name in SECTIONS:
+        if name in res:
+            globals()["print_" + name](res[name])
+    for n in notes:
+        print("note: " + n)
+
+
+def print_throughput(t):
+    print("\n1. Throughput: nginx, %d-byte file, %d keep-alive connections, "
+          "%d s each, best of %d rounds" % (t["url_body_bytes"],
+                                            t["connections"], t["seconds"],
+                                            t["rounds"]))
+    print("  %-12s %10s %10s %8s %12s %8s %8s  %s" % (
+        "client", "requests", "req/s", "x wrk1", "CPU s/100k", "x wrk1",
+        "server", "errors"))
+    for r in t["rows"]:
+        print("  %-12s %10s %10s %8s %12s %8s %8s  %s%s" % (
+            r["tool"], fmt(r.get("requests")), fmt(r.get("rps")),
+            fmt(r.get("rps_ratio"), "%.2f"),
+            fmt(r.get("cpu_per_100k"), "%.2f"),
+            fmt(r.get("cpu_ratio"), "%.2f"),
+            fmt(r.get("server_core"), "%.2f"), fmt(r.get("errors")),
+            "  (%s)" % r["note"] if r.get("note") else ""))
+    print("  (server: cores of nginx's worker during the run)")
+
+
+def print_density(d):
+    lim = d["limits"]
+    print("\n2. Worker density: sleeper plugin (each step sleeps 1 s)")
+    print("  baseline (1 worker): RSS %d KiB, %d threads" % (
+        d["baseline"]["rss_at_peak"], d["baseline"]["peak_threads"]))
+    print("  %8s %8s %10s %12s %12s %9s  %s" % (
+        "asked", "held", "threads", "RSS MiB", "KiB/worker", "to peak",
+        "outcome"))
+    for r in d["rows"]:
+        if r["capped"]:
+            why = "stopped at the %s" % r["capped"]
+        elif r["stalled"]:
+            why = "stopped growing"
+        elif r["peak_running"] == r["workers"]:
+            why = "held"
+        else:
+            why = r.get("reason") or "exit %s" % r["exit"]
+        if r.get("stderr"):
+            why += "; stderr %s" % r["stderr"]
+        print("  %8d %8d %10d %12.0f %12s %8ss  %s" % (
+            r["workers"], r["peak_running"], r["peak_threads"],
+            r["rss_at_peak"] / 1024, fmt(r.get("kib_per_worker"), "%.1f"),
+            fmt(r.get("seconds_to_peak"), "%.1f"), why[:200]))
+    big = next((r for r in reversed(d["rows"]) if r.get("smaps")), None)
+    if big:
+        print("  resident memory by mapping at %d workers:" % big["workers"])
+        for g in big["smaps"]:
+            print("    %-28s %7d mappings %9d KiB  (%.1f KiB/worker)" % (
+                g["mapping"][-28:], g["count"], g["rss_kib"],
+                g["rss_kib"] / big["workers"]))
+    print("  limits: ulimit -n %s, ulimit -u %s, threads-max %s, pid_max %s,"
+          " vm.max_map_count %s, stack rlimit %s KiB" % (
+              lim["nofile"], lim["nproc"], lim["threads_max"],
+              lim["pid_max"], lim["max_map_count"], lim["stack_kib"]))
+
+
+def print_spawn(s):
+    print("\n3. Spawn rate: rampup %d every %.0f s to %d (sleeper plugin)" % (
+        s["step"], s["interval_s"], s["target"]))
+    print("  %6s %8s %16s %14s" % ("step", "workers", "reached after",
+                                   "started/s"))
+    for r in s["rows"]:
+        print("  %6d %8d %13s ms %14s" % (
+            r["step"], r["workers"], fmt(r.get("reached_after_ms")),
+            fmt(r.get("rate_per_s"))))
+    if s.get("reason") or s.get("stderr"):
+        print("  run: %s %s" % (s.get("reason") or "", s.get("stderr") or ""))
+
+
+def print_record(r):
+    print("\n4. Recording cost (bench_record, CPU ns per sample)")
+    print("  %-34s %8s %8s %14s" % ("path", "threads", "ns", "samples/s"))
+    for key, label in (("single_named", "worker_stats_record_named"),
+                       ("multi_named", "worker_stats_record_named"),
+                       ("single_hist", "series_hist_record only"),
+                       ("multi_hist", "series_hist_record only")):
+        if key + "_ns_per_sample" in r:
+            print("  %-34s %8d %8.1f %14.0f" % (
+                label, r[key + "_threads"], r[key + "_ns_per_sample"],
+                r[key + "_samples_per_s"]))
+
+
+def print_latency(lat):
+    print("\n5. Latency truth: target answers after %d ms, %d connections"
+          % (lat["delay_ms"], CONNS))
+    print("  %-10s %9s %9s %9s %9s %10s" % ("client", "p50 ms", "p90 ms",
+                                            "p99 ms", "p50-true", "req/s"))
+    for r in lat["rows"]:
+        p50 = r.get("p50_ms")
+        print("  %-10s %9s %9s %9s %9s %10s" % (
+            r["tool"], fmt(p50, "%.2f"), fmt(r.get("p90_ms"), "%.2f"),
+            fmt(r.get("p99_ms"), "%.2f"),
+            fmt(p50 - lat["delay_ms"] if p50 is not None else None, "%+.2f"),
+            fmt(r.get("rps"))))
+
+
+# ------------------------------------------------------------------- main
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("build")
+    p.add_argument("--only", default=",".join(SECTIONS))
+    p.add_argument("--duration", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=2,
+                   help="throughput rounds over every client")
+    p.add_argument("--max-workers", type=int, default=50000)
+    p.add_argument("--rss-cap-gib", type=float, default=8)
+    p.add_argument("--pid-margin", type=int, default=6000,
+                   help="pids left free for other programs")
+    p.add_argument("--spawn-step", type=int, default=5000)
+    p.add_argument("--spawn-target", type=int, default=20000)
+    p.add_argument("--record-samples", type=int, default=20000000)
+    p.add_argument("--json", help="also write every figure to this file")
+    return p.parse_args(argv)
+
+
+def main(argv):
+    args = parse_args(argv)
+    b = Bench(args)
+    wanted = [s for s in args.only.split(",") if s]
+    for s in wanted:
+        if s not in SECTIONS:
+            sys.exit("bench: unknown section '%s'" % s)
+    if not os.access(b.j4, os.X_OK):
+        sys.exit("bench: '%s' not found: build first" % b.j4)
+    started = time.time()
+    try:
+        for s in SECTIONS:
+            if s in wanted:
+                globals()["bench_" + s](b)
+    finally:
+        b.stop_servers()
+        shutil.rmtree(b.tmp, ignore_errors=True)
+    b.results["seconds"] = time.time() - started
+    print_tables(b.results, b.notes)
+    print("\ntotal %.0f s" % b.results["seconds"])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(b.results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
