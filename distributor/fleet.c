@@ -96,6 +96,25 @@ static struct fleet_exec *find_or_add(struct fleet *fleet, const char *id,
 }
 
 /* Converts the heartbeat's statuses; NULL with *n = 0 when none. */
+/* Writes the heartbeat's plugin names as ",a,b," (names that would not
+ * fit are left out, so such a plugin is simply not offered). */
+static void join_plugins(const J4__Heartbeat *hb, char *buf, size_t size)
+{
+    size_t used = 1;
+
+    snprintf(buf, size, ",");
+    for (size_t i = 0; i < hb->n_plugins; i++) {
+        size_t len = strlen(hb->plugins[i]);
+
+        if (used + len + 2 > size || strchr(hb->plugins[i], ','))
+            continue;
+        memcpy(buf + used, hb->plugins[i], len);
+        used += len;
+        buf[used++] = ',';
+        buf[used] = '\0';
+    }
+}
+
 static struct fleet_status *copy_status(const J4__Heartbeat *hb, size_t *n)
 {
     size_t count = hb->n_scenarios;
@@ -164,8 +183,17 @@ static int store(struct fleet *fleet, const J4__Heartbeat *hb, int64_t now)
     e->sent_mono_ms = hb->sent_mono_ms;
     e->applied_epoch = hb->applied_epoch;
     e->applied_version = hb->applied_version;
+    join_plugins(hb, e->plugins, sizeof(e->plugins));
     e->heartbeats++;
     return 1;
+}
+
+int fleet_offers(const char *plugins, const char *plugin)
+{
+    char key[DIST_ID_MAX + 3];
+
+    snprintf(key, sizeof(key), ",%s,", plugin);
+    return strstr(plugins, key) != NULL;
 }
 
 void fleet_handle_heartbeat(struct fleet *fleet, const char *subject,

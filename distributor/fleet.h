@@ -20,6 +20,7 @@
 #define FLEET_MAX 4096
 #define FLEET_STATUS_MAX 1024
 #define FLEET_ERROR_MAX 256
+#define FLEET_PLUGINS_MAX 1024
 /* An executor silent this long is forgotten. */
 #define FLEET_FORGET_MS (10 * 60 * 1000)
 
@@ -44,7 +45,11 @@ struct fleet_exec {
     uint64_t heartbeats;        /* grows by one per accepted heartbeat */
     struct fleet_status *status;
     size_t n_status;
+    char plugins[FLEET_PLUGINS_MAX]; /* ",http,chat,": what it offers */
 };
+
+/* Non-zero when the heartbeat's plugin list names plugin. */
+int fleet_offers(const char *plugins, const char *plugin);
 
 struct fleet {
     pthread_mutex_t lock;

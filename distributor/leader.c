@@ -230,6 +230,7 @@ static void take_heartbeat(struct leader *l, struct lexec *e,
     f->status = NULL;
     f->n_status = 0;
     e->heartbeats_seen = f->heartbeats;
+    memcpy(e->plugins, f->plugins, sizeof(e->plugins));
     e->heard = 1;
     e->answer = 1;
 }

@@ -46,6 +46,7 @@ struct lscen {
     int running;                /* 0: pending */
     int started_here;           /* this leader started it: no grant of
                                    an earlier leader can be in force */
+    char fail_reason[FLEET_ERROR_MAX + 128]; /* set once it is failing */
     int stop_requested;
     int64_t start_wall_ms;
     struct grant *grants;
@@ -69,6 +70,7 @@ struct lexec {
     uint64_t applied_version;
     struct fleet_status *status;
     size_t n_status;
+    char plugins[FLEET_PLUGINS_MAX]; /* from its last heartbeat */
     uint64_t version;           /* of its current desired state */
     int heard;                  /* a heartbeat arrived this leadership */
     int live_recorded;          /* executors.live written as true */

@@ -473,8 +473,17 @@ static int cmp_exec_ptr(const void *a, const void *b)
     return strcmp((*x)->id, (*y)->id);
 }
 
-/* The live executors ordered by id; the caller frees the array. */
-static struct lexec **live_set(struct leader *l, int64_t now, size_t *n)
+/* Whether e can play plugin. An executor adopted from an earlier leader
+ * and not heard from yet is given the benefit of the doubt. */
+static int lexec_offers(const struct lexec *e, const char *plugin)
+{
+    return !e->heard || fleet_offers(e->plugins, plugin);
+}
+
+/* The live executors that offer plugin, ordered by id; the caller frees
+ * the array. */
+static struct lexec **live_set(struct leader *l, int64_t now,
+                               const char *plugin, size_t *n)
 {
     struct lexec **set = calloc(l->n_execs ? l->n_execs : 1, sizeof(*set));
 
@@ -482,7 +491,8 @@ static struct lexec **live_set(struct leader *l, int64_t now, size_t *n)
     if (!set)
         return NULL;
     for (size_t i = 0; i < l->n_execs; i++) {
-        if (l->execs[i].incarnation && lexec_holding(&l->execs[i], now))
+        if (l->execs[i].incarnation && lexec_holding(&l->execs[i], now) &&
+            lexec_offers(&l->execs[i], plugin))
             set[(*n)++] = &l->execs[i];
     }
     qsort(set, *n, sizeof(*set), cmp_exec_ptr);
@@ -601,7 +611,7 @@ static int rebalance_init(struct rebalance *rb, struct leader *l,
     size_t room;
 
     memset(rb, 0, sizeof(*rb));
-    rb->live = live_set(l, now, &rb->n_live);
+    rb->live = live_set(l, now, s->plugin, &rb->n_live);
     room = s->n_grants + rb->n_live + 1;
     rb->next = calloc(room, sizeof(*rb->next));
     rb->cand = calloc(room, sizeof(*rb->cand));
@@ -858,7 +868,8 @@ static int try_end(struct leader *l, struct lscen *s, const char *to,
     overdue = ending_overdue(l, s, now);
     if (!all_drained(l, s, now) && !overdue)
         return 0;
-    changed = set_state(l, s, "running", to, NULL);
+    changed = set_state(l, s, "running", to,
+                        s->fail_reason[0] ? s->fail_reason : NULL);
     if (changed < 0)
         return 0;
     if (changed)
@@ -869,24 +880,59 @@ static int try_end(struct leader *l, struct lscen *s, const char *to,
     return 1;
 }
 
+/* Starts failing s because executor e refused its share: every grant is
+ * revoked and the scenario ends "failed" once the others have drained, so
+ * its results are complete when the state changes. */
 static int fail(struct leader *l, struct lscen *s, const struct lexec *e,
-                const char *error)
+                const char *error, int64_t now)
 {
-    char reason[FLEET_ERROR_MAX + 128];
-    int changed;
-
-    snprintf(reason, sizeof(reason), "executor %s: %s", e->id, error);
-    changed = set_state(l, s, "running", "failed", reason);
-    if (changed < 0)
-        return 0;
-    if (changed)
-        log_warn("scenario %lld '%s': failed: %s", (long long)s->id,
-                 s->name, reason);
-    scen_remove(l, s);
-    return 1;
+    snprintf(s->fail_reason, sizeof(s->fail_reason), "executor %s: %s",
+             e->id, error);
+    log_warn("scenario %lld '%s': failing: %s", (long long)s->id, s->name,
+             s->fail_reason);
+    revoke_all(l, s);
+    return try_end(l, s, "failed", now);
 }
 
 /* A pending scenario: stop it or start it. Returns 1 when it is gone. */
+/* 1 when a live executor offers s's plugin. Otherwise fails the pending
+ * scenario, naming what the live executors do offer, and returns 0 (it
+ * was removed from the table), or -1 when that write must be retried. */
+static int offered(struct leader *l, struct lscen *s, int64_t now)
+{
+    char have[512] = "";
+    size_t used = 0;
+    int changed;
+
+    for (size_t i = 0; i < l->n_execs; i++) {
+        const struct lexec *e = &l->execs[i];
+
+        if (!e->incarnation || !e->heard || !lexec_holding(e, now))
+            continue;
+        if (lexec_offers(e, s->plugin))
+            return 1;
+        if (used < sizeof(have))
+            used += snprintf(have + used, sizeof(have) - used, "%s%s has %.*s",
+                             used ? "; " : "", e->id,
+                             (int)(strlen(e->plugins) > 2
+                                   ? strlen(e->plugins) - 2 : 0),
+                             e->plugins + 1);
+    }
+    snprintf(s->fail_reason, sizeof(s->fail_reason),
+             "no live executor offers scenario plugin '%s' (%s)", s->plugin,
+             have);
+    changed = set_state(l, s, "pending", "failed", s->fail_reason);
+    if (changed < 0) {
+        s->fail_reason[0] = '\0';
+        return -1;
+    }
+    if (changed)
+        log_warn("scenario %lld '%s': failed: %s", (long long)s->id, s->name,
+                 s->fail_reason);
+    scen_remove(l, s);
+    return 0;
+}
+
 static int tick_pending(struct leader *l, struct lscen *s, int64_t now)
 {
     int64_t start;
@@ -908,6 +954,10 @@ static int tick_pending(struct leader *l, struct lscen *s, int64_t now)
      * leases. */
     if (!live_set_known(l, now) || live_count(l, now) == 0)
         return 0;
+    switch (offered(l, s, now)) {
+    case 0: return 1;
+    case -1: return 0;
+    }
     start = clock_wall_ms() + START_DELAY_MS;
     changed = set_running(l, s, start);
     if (changed == 0)
@@ -933,15 +983,19 @@ static int scen_tick(struct leader *l, struct lscen *s, int64_t now)
         return 1;
     if (!s->running || !atomic_load(&l->is_leader))
         return 0;
+    if (s->fail_reason[0])
+        return try_end(l, s, "failed", now);
     if ((e = refusing_holder(l, s, &error)) != NULL)
-        return fail(l, s, e, error);
+        return fail(l, s, e, error, now);
     plan_results_tick(l, s, now);
+    /* A schedule that has run out finishes, even when a stop arrives
+     * while its last workers drain. */
+    if (wall - s->start_wall_ms >= schedule_end_ms(&s->sched))
+        return try_end(l, s, "finished", now);
     if (s->stop_requested) {
         revoke_all(l, s);
         return try_end(l, s, "stopped", now);
     }
-    if (wall - s->start_wall_ms >= schedule_end_ms(&s->sched))
-        return try_end(l, s, "finished", now);
     rebalance(l, s, now, wall);
     return 0;
 }

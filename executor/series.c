@@ -409,7 +409,7 @@ struct series_delta *series_set_get(struct series_set *set,
 static int worker_series_empty(struct worker_series *s)
 {
     for (int i = 0; i < SERIES_COUNTS; i++) {
-        if (LOAD(&s->counts[i]))
+        if (atomic_load_explicit(&s->counts[i], memory_order_relaxed))
             return 0;
     }
     if (s->hist && LOAD(&s->hist->total))
@@ -424,8 +424,9 @@ static void drain_one(struct worker_series *s, struct series_delta *d)
     int64_t gauge = atomic_load(&s->gauge);
 
     for (int i = 0; i < SERIES_COUNTS; i++) {
-        if (LOAD(&s->counts[i]))
-            d->counts[i] += XCHG(&s->counts[i], 0);
+        if (atomic_load_explicit(&s->counts[i], memory_order_relaxed))
+            d->counts[i] += atomic_exchange_explicit(&s->counts[i], 0,
+                                                     memory_order_relaxed);
     }
     if (s->hist && d->hist)
         hist_drain(s->hist, d->hist);

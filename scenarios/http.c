@@ -9,6 +9,8 @@
  *   timeout  duration of the whole exchange, default "30s"
  *   think    duration slept after each request, default none
  *   max_redirects  integer: 0 (default) does not follow, -1 means 10
+ *   iterations     integer: requests per worker, then it idles until the
+ *                  schedule stops it; 0 (default) means no limit
  *
  * The SDK records the request itself (outcome and latency), so a step
  * only counts as failed when the request failed.
@@ -24,6 +26,7 @@ struct http_worker {
     j4_http_request_t req;
     char **headers; /* NULL-terminated "Name: value" lines */
     int64_t think_ms;
+    int64_t iterations; /* left to do; -1: no limit */
 };
 
 static void free_headers(char **headers)
@@ -103,6 +106,9 @@ static int http_init(j4_worker_t *w, void **state)
     hw->req.timeout_ms = j4_param_duration_ms(w, "timeout", 30000);
     hw->req.max_redirects = (int)j4_param_int(w, "max_redirects", 0);
     hw->think_ms = j4_param_duration_ms(w, "think", 0);
+    hw->iterations = j4_param_int(w, "iterations", 0);
+    if (hw->iterations <= 0)
+        hw->iterations = -1;
     *state = hw;
     return J4_OK;
 }
@@ -110,7 +116,16 @@ static int http_init(j4_worker_t *w, void **state)
 static int http_step(j4_worker_t *w, void *state)
 {
     struct http_worker *hw = state;
-    int rc = j4_http_request(w, &hw->req, NULL);
+    int rc;
+
+    if (hw->iterations == 0) {
+        /* Done with its share: wait for the schedule to stop it. */
+        j4_sleep(w, 3600 * 1000);
+        return 0;
+    }
+    if (hw->iterations > 0)
+        hw->iterations--;
+    rc = j4_http_request(w, &hw->req, NULL);
 
     if (hw->think_ms > 0)
         j4_sleep(w, hw->think_ms);

@@ -177,8 +177,11 @@ void view_report(struct view *v, json_t *scenario)
             str(scenario, "scenario", "?"), str(scenario, "state", "?"));
     if (reason)
         fprintf(v->out, "  reason       %s\n", reason);
-    if (start && end)
+    /* A scenario refused before its first step ends before it began. */
+    if (start && end >= start)
         fprintf(v->out, "  duration     %.1f s\n", (end - start) / 1000.0);
+    else if (end)
+        fprintf(v->out, "  duration     none: it ended before it began\n");
     fprintf(v->out, "  requests     %.0f  (%.1f/s)\n", num(m, "requests"),
             num(m, "rps"));
     fprintf(v->out, "  errors       %.0f  (%.2f%%)\n", num(m, "errors"),
