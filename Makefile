@@ -1,5 +1,8 @@
 # Entry points for people and CI. CMake does the building; this file only
 # strings the steps together. See README.md.
+# Sub-makes (CMake's among them) need not announce every directory.
+MAKEFLAGS += --no-print-directory
+
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=

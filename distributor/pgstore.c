@@ -24,14 +24,31 @@
 
 #define MIGRATION_MAX_BYTES (16 * 1024 * 1024)
 
+/* Server notices (a WARNING from a rolled-back fenced transaction, the
+ * NOTICE of an idempotent migration) are routine here: they go to the
+ * debug log instead of libpq's default of stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    size_t len = strlen(message);
+
+    (void)arg;
+    while (len > 0 && message[len - 1] == '\n')
+        len--;
+    log_debug("postgresql: %.*s", (int)len, message);
+}
+
 PGconn *pgstore_connect(const char *conninfo)
 {
     const char *const keys[] = {"connect_timeout", "application_name",
                                 "dbname", NULL};
     const char *const values[] = {"5", "j4-distributor", conninfo, NULL};
+    PGconn *conn;
 
     /* dbname comes last and is expanded, so conninfo's own settings win */
-    return PQconnectdbParams(keys, values, 1);
+    conn = PQconnectdbParams(keys, values, 1);
+    if (conn)
+        PQsetNoticeProcessor(conn, on_notice, NULL);
+    return conn;
 }
 
 int pgstore_exec_ok(PGconn *conn, const char *sql, ExecStatusType want)
