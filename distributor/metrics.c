@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "hist_json.h"
 #include "j4.h"
 #include "log.h"
 #include "pgstore.h"
@@ -97,30 +98,6 @@ out_free:
     return buf;
 }
 
-/* Decodes a stored histogram column (text-format bytea) into *h. */
-static int hist_from_column(const PGresult *res, int row, int col,
-                            struct hist *h)
-{
-    unsigned char *raw;
-    size_t len;
-    J4__Histogram *pb;
-    int rc;
-
-    hist_init(h);
-    if (PQgetisnull(res, row, col))
-        return J4_OK;
-    raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, col),
-                          &len);
-    if (!raw)
-        return J4_ERR_NOMEM;
-    pb = j4__histogram__unpack(NULL, len, raw);
-    PQfreemem(raw);
-    if (!pb)
-        return J4_ERR_INVALID;
-    rc = metrics_hist_from_proto(pb, h);
-    j4__histogram__free_unpacked(pb, NULL);
-    return rc;
-}
 
 /* ------------------------------------------------------------ applying */
 
@@ -193,7 +170,7 @@ static int load_row(PGconn *conn, const char *sid, const char *exec,
     } else if (PQntuples(res) == 1) {
         row->requests = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
         row->outcomes = strdup(PQgetvalue(res, 0, 1));
-        if (hist_from_column(res, 0, 2, &row->hist) != J4_OK)
+        if (series_store_hist_column(res, 0, 2, &row->hist) != J4_OK)
             hist_init(&row->hist);
         row->iterations = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
         row->iteration_errors = strtoull(PQgetvalue(res, 0, 4), NULL, 10);
@@ -414,17 +391,6 @@ static void add_outcomes(json_t *total, const char *text)
     json_decref(obj);
 }
 
-static json_t *latency_json(const struct hist *h)
-{
-    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}",
-        "p50", hist_quantile(h, 0.50) / 1000.0,
-        "p90", hist_quantile(h, 0.90) / 1000.0,
-        "p95", hist_quantile(h, 0.95) / 1000.0,
-        "p99", hist_quantile(h, 0.99) / 1000.0,
-        "max", (h->total ? h->max_us : 0) / 1000.0,
-        "mean", hist_mean(h) / 1000.0);
-}
-
 struct metrics_sum {
     uint64_t requests, iterations, iteration_errors;
     double recent_rps;
@@ -440,7 +406,7 @@ static void sum_rows(const PGresult *res, struct metrics_sum *sum)
     for (int r = 0; r < PQntuples(res); r++) {
         sum->requests += strtoull(PQgetvalue(res, r, 0), NULL, 10);
         add_outcomes(sum->outcomes, PQgetvalue(res, r, 1));
-        if (row_hist && hist_from_column(res, r, 2, row_hist) == J4_OK)
+        if (row_hist && series_store_hist_column(res, r, 2, row_hist) == J4_OK)
             hist_merge(&sum->hist, row_hist);
         sum->iterations += strtoull(PQgetvalue(res, r, 3), NULL, 10);
         sum->iteration_errors += strtoull(PQgetvalue(res, r, 4), NULL, 10);
@@ -485,7 +451,7 @@ json_t *metrics_scenario_json(PGconn *conn, int64_t scenario_id,
                : (run_seconds > 0 ? sum->requests / run_seconds : 0.0),
         "iterations", (json_int_t)sum->iterations,
         "iteration_errors", (json_int_t)sum->iteration_errors,
-        "latency_ms", latency_json(&sum->hist));
+        "latency_ms", hist_latency_json(&sum->hist));
     json_decref(sum->outcomes);
 
 out_clear:

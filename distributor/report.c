@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "hist.h"
+#include "hist_json.h"
 #include "j4.h"
 #include "log.h"
 #include "metrics.h"
@@ -313,18 +314,6 @@ out_clear:
 
 /* ------------------------------------------------------------- building */
 
-static json_t *latency_json(const struct hist *h)
-{
-    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
-        "p50", hist_quantile(h, 0.50) / 1000.0,
-        "p90", hist_quantile(h, 0.90) / 1000.0,
-        "p95", hist_quantile(h, 0.95) / 1000.0,
-        "p99", hist_quantile(h, 0.99) / 1000.0,
-        "max", (h->total ? h->max_us : 0) / 1000.0,
-        "min", (h->total ? h->min_us : 0) / 1000.0,
-        "mean", hist_mean(h) / 1000.0);
-}
-
 static json_t *outcomes_json(const uint64_t *outcomes)
 {
     json_t *obj = json_object();
@@ -348,7 +337,7 @@ static json_t *block_json(uint64_t requests, const uint64_t *outcomes,
     return json_pack("{s:I, s:I, s:f, s:o, s:o}",
         "requests", (json_int_t)requests, "errors", (json_int_t)errors,
         "error_rate", requests ? (double)errors / (double)requests : 0.0,
-        "outcomes", outcomes_json(outcomes), "latency_ms", latency_json(h));
+        "outcomes", outcomes_json(outcomes), "latency_ms", hist_latency_json(h));
 }
 
 static json_t *totals_json(const struct figures *f)
@@ -427,7 +416,7 @@ static json_t *series_json(const struct cluster_series *s)
     case PROM_TEAM_HIST:
         return json_pack("{s:s, s:s, s:I, s:o}", "name", s->name, "kind",
                          "histogram", "count", (json_int_t)s->hist->total,
-                         "value_ms", latency_json(s->hist));
+                         "value_ms", hist_latency_json(s->hist));
     case PROM_TEAM_COUNTER:
         return json_pack("{s:s, s:s, s:I}", "name", s->name, "kind",
                          "counter", "count", (json_int_t)s->count);
@@ -448,8 +437,8 @@ static json_t *series_json(const struct cluster_series *s)
                          "messages", (json_int_t)s->count,
                          "resets", (json_int_t)s->resets,
                          "reconnects", (json_int_t)s->reconnects,
-                         "first_message_ms", latency_json(s->hist),
-                         "lifetime_ms", latency_json(s->hist2));
+                         "first_message_ms", hist_latency_json(s->hist),
+                         "lifetime_ms", hist_latency_json(s->hist2));
     }
 }
 

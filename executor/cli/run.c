@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "hist.h"
+#include "hist_json.h"
 #include "log.h"
 #include "plugin.h"
 #include "runtime.h"
@@ -101,17 +102,6 @@ static void update_rate(struct totals *t, int64_t now)
     t->window_start_ms = now;
 }
 
-static json_t *latency_json(const struct hist *h)
-{
-    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}",
-                     "p50", hist_quantile(h, 0.50) / 1000.0,
-                     "p90", hist_quantile(h, 0.90) / 1000.0,
-                     "p95", hist_quantile(h, 0.95) / 1000.0,
-                     "p99", hist_quantile(h, 0.99) / 1000.0,
-                     "max", (h->total ? h->max_us : 0) / 1000.0,
-                     "mean", hist_mean(h) / 1000.0);
-}
-
 static json_t *metrics_json(const struct local *l, int ended)
 {
     const struct totals *t = &l->totals;
@@ -135,7 +125,7 @@ static json_t *metrics_json(const struct local *l, int ended)
                                   : t->rps,
                      "iterations", (json_int_t)t->iterations,
                      "iteration_errors", (json_int_t)t->iteration_errors,
-                     "latency_ms", latency_json(&t->latency));
+                     "latency_ms", hist_latency_json(&t->latency));
 }
 
 static json_t *time_json(int64_t wall_ms)
