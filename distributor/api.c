@@ -25,6 +25,7 @@
 #include "datasets.h"
 #include "j4.h"
 #include "log.h"
+#include "net.h"
 #include "metrics.h"
 #include "results_api.h"
 #include "schedule.h"
@@ -832,38 +833,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
 /* ------------------------------------------------------------- daemon */
 
 /* Resolves "HOST:PORT" ("[v6]:PORT" too) into one address. */
-static struct addrinfo *resolve_listen(const char *listen)
-{
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    struct addrinfo hints = {0}, *res = NULL;
-    size_t hlen;
-
-    if (!colon || !colon[1])
-        return NULL;
-    hlen = (size_t)(colon - listen);
-    if (hlen >= 2 && listen[0] == '[' && listen[hlen - 1] == ']') {
-        listen++;
-        hlen -= 2;
-    }
-    if (hlen == 0 || hlen >= sizeof(host))
-        return NULL;
-    memcpy(host, listen, hlen);
-    host[hlen] = '\0';
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
-        return NULL;
-    return res;
-}
-
 struct api *api_start(const struct config *cfg, struct pgpool *pool,
                       struct fleet *fleet, struct leader *leader,
                       natsConnection *nc)
 {
     struct api *a = calloc(1, sizeof(*a));
-    struct addrinfo *addr = resolve_listen(cfg->listen);
+    struct addrinfo *addr = net_resolve_listen(cfg->listen);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
 
     if (!a || !addr) {

@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "net.h"
 #include "prom.h"
 
 struct prom_total {
@@ -217,29 +218,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 
 /* ------------------------------------------------------------- daemon */
 
-static struct addrinfo *resolve(const char *listen)
-{
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    struct addrinfo hints = {0}, *res = NULL;
-    size_t hlen = colon ? (size_t)(colon - listen) : 0;
-
-    if (!colon || !colon[1])
-        return NULL;
-    if (hlen >= 2 && listen[0] == '[' && listen[hlen - 1] == ']') {
-        listen++;
-        hlen -= 2;
-    }
-    if (hlen == 0 || hlen >= sizeof(host))
-        return NULL;
-    memcpy(host, listen, hlen);
-    host[hlen] = '\0';
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    return getaddrinfo(host, colon + 1, &hints, &res) == 0 ? res : NULL;
-}
-
 int exec_prom_start(const char *listen, const char *executor_id)
 {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
@@ -247,7 +225,7 @@ int exec_prom_start(const char *listen, const char *executor_id)
 
     if (!listen || !*listen)
         return J4_OK;
-    addr = resolve(listen);
+    addr = net_resolve_listen(listen);
     if (!addr) {
         log_error("metrics: unable to resolve listen address '%s'", listen);
         return J4_ERR_IO;
