@@ -519,16 +519,28 @@ def watch_density(b, run, state):
         if running is not None and running > state["peak_running"]:
             state["peak_running"], state["peak_at"] = running, t
             state["rss_at_peak"] = rss
+            state["cpu_at_peak"] = proc_cpu_s(pid)
         if running is not None and running == state["peak_running"]:
             state["rss_at_peak"] = max(state["rss_at_peak"], rss)
+        if (threads or 0) > state["peak_threads"] or \
+                running == state["peak_running"] and t == state["peak_at"]:
+            state["progress_at"] = t
         state["peak_threads"] = max(state["peak_threads"], threads or 0)
         if (running == state["workers"] and "smaps" not in state and
                 t - state["peak_at"] > 1):
             state["smaps"] = smaps_summary(pid)
-        if state["peak_at"] and t - state["peak_at"] > 3 and \
-                not state["done"]:
-            # Held the target for a while, or stopped growing: enough.
+        late = t - state["start"] > b.args.density_timeout
+        # Held the target for a while, or stopped growing (neither the
+        # live count nor the threads rose for 3 s), or too slow: enough.
+        idle = state["peak_at"] and t - state["progress_at"] > 3
+        if (late or idle) and not state["done"]:
             state["done"] = True
+            state["stopped_after"] = t - state["start"]
+            cpu = proc_cpu_s(pid)
+            if cpu is not None and state["cpu_at_peak"] is not None and \
+                    t - state["peak_at"] > 0.5:
+                state["cores_held"] = ((cpu - state["cpu_at_peak"]) /
+                                       (t - state["peak_at"]))
             if running != state["workers"]:
                 state["stalled"] = True
             run.stop()
@@ -549,11 +561,12 @@ def last_running(text):
 def density_run(b, workers, hold):
     state = {"peak_rss": 0, "peak_running": 0, "rss_at_peak": 0,
              "peak_threads": 0, "capped": False, "peak_at": None,
-             "workers": workers, "done": False, "stalled": False}
+             "workers": workers, "done": False, "stalled": False,
+             "cpu_at_peak": None, "start": time.time(), "progress_at": 0}
     spec = {"name": "bench-density", "scenario": "sleeper",
             "params": {"ms": 1000}, "target": workers,
             "hold": "%ds" % hold, "grace": "5s"}
-    start = time.time()
+    start = state["start"]
     r = b.j4_run("j4-density-%d" % workers, spec, b.plugins, hold + 120,
                  lambda run: watch_density(b, run, state),
                  capacity=max(workers, 100000))
@@ -581,6 +594,13 @@ def bench_density(b):
     base = density_run(b, 1, 2)
     rows = []
     for n in steps:
+        if rows and rows[-1]["peak_threads"] >= rows[-1]["peak_running"] \
+                and n > thread_budget(b):
+            # One thread per worker, and not enough pids left for n.
+            b.notes.append("density: %d workers skipped: one thread per "
+                           "worker and pid_max/threads-max leave room for "
+                           "%d more threads" % (n, thread_budget(b)))
+            break
         log("density: %d workers" % n)
         row = density_run(b, n, hold)
         held = row["peak_running"]
@@ -744,24 +764,28 @@ def print_density(d):
     print("\n2. Worker density: sleeper plugin (each step sleeps 1 s)")
     print("  baseline (1 worker): RSS %d KiB, %d threads" % (
         d["baseline"]["rss_at_peak"], d["baseline"]["peak_threads"]))
-    print("  %8s %8s %10s %12s %12s %9s  %s" % (
+    print("  %8s %8s %10s %9s %11s %8s %6s  %s" % (
         "asked", "held", "threads", "RSS MiB", "KiB/worker", "to peak",
-        "outcome"))
+        "cores", "outcome"))
     for r in d["rows"]:
         if r["capped"]:
             why = "stopped at the %s" % r["capped"]
         elif r["stalled"]:
-            why = "stopped growing"
+            why = "spawning fell behind (stopped after %.0f s)" % (
+                r["stopped_after"])
         elif r["peak_running"] == r["workers"]:
             why = "held"
         else:
             why = r.get("reason") or "exit %s" % r["exit"]
         if r.get("stderr"):
             why += "; stderr %s" % r["stderr"]
-        print("  %8d %8d %10d %12.0f %12s %8ss  %s" % (
+        print("  %8d %8d %10d %9.0f %11s %7ss %6s  %s" % (
             r["workers"], r["peak_running"], r["peak_threads"],
             r["rss_at_peak"] / 1024, fmt(r.get("kib_per_worker"), "%.1f"),
-            fmt(r.get("seconds_to_peak"), "%.1f"), why[:200]))
+            fmt(r.get("seconds_to_peak"), "%.1f"),
+            fmt(r.get("cores_held"), "%.2f"), why[:200]))
+    print("  (cores: CPU of j4 run while holding its peak; each worker "
+          "wakes once a second)")
     big = next((r for r in reversed(d["rows"]) if r.get("smaps")), None)
     if big:
         print("  resident memory by mapping at %d workers:" % big["workers"])
@@ -826,6 +850,8 @@ def parse_args(argv):
                    help="throughput rounds over every client")
     p.add_argument("--max-workers", type=int, default=50000)
     p.add_argument("--rss-cap-gib", type=float, default=8)
+    p.add_argument("--density-timeout", type=float, default=25,
+                   help="seconds a density run may take to reach its count")
     p.add_argument("--pid-margin", type=int, default=6000,
                    help="pids left free for other programs")
     p.add_argument("--spawn-step", type=int, default=5000)
@@ -833,6 +859,16 @@ def parse_args(argv):
     p.add_argument("--record-samples", type=int, default=20000000)
     p.add_argument("--json", help="also write every figure to this file")
     return p.parse_args(argv)
+
+
+def run_section(b, name):
+    """One benchmark; a failure is noted and the others still run."""
+    try:
+        globals()["bench_" + name](b)
+    except Exception as e:     # a figure missing beats no table at all
+        b.notes.append("%s failed: %s: %s" % (name, type(e).__name__, e))
+        b.results.pop(name, None)
+        b.stop_servers()
 
 
 def main(argv):
@@ -848,7 +884,7 @@ def main(argv):
     try:
         for s in SECTIONS:
             if s in wanted:
-                globals()["bench_" + s](b)
+                run_section(b, s)
     finally:
         b.stop_servers()
         shutil.rmtree(b.tmp, ignore_errors=True)
