@@ -40,6 +40,34 @@ static const char *skip_space(const char *p)
     return p;
 }
 
+/* Reads a plain decimal ("250", "0.5", "-3" when sign is set) at p into
+ * *v and sets *end past it. No exponents, no hex, no inf or nan: what a
+ * person writes in a threshold. Returns -1 when there is none. */
+static int parse_decimal(const char *p, int sign, double *v,
+                         const char **end)
+{
+    const char *q = p;
+
+    if (sign && *q == '-')
+        q++;
+    if (!isdigit((unsigned char)*q))
+        return -1;
+    while (isdigit((unsigned char)*q))
+        q++;
+    if (*q == '.') {
+        q++;
+        if (!isdigit((unsigned char)*q))
+            return -1;
+        while (isdigit((unsigned char)*q))
+            q++;
+    }
+    if (q - p > 24)
+        return -1;
+    *v = strtod(p, NULL);
+    *end = q;
+    return 0;
+}
+
 /* Reads the aggregate at *p; -1 when there is none. */
 static int parse_agg(const char **p, double *percentile)
 {
@@ -47,12 +75,11 @@ static int parse_agg(const char **p, double *percentile)
                                         "rate", "count", "value"};
     static const enum threshold_agg aggs[] = {AGG_AVG, AGG_MIN, AGG_MAX,
         AGG_MED, AGG_RATE, AGG_COUNT, AGG_VALUE};
-    char *end;
+    const char *end;
 
     if (!strncmp(*p, "p(", 2)) {
-        *percentile = strtod(*p + 2, &end);
-        if (end == *p + 2 || *end != ')' || !(*percentile > 0) ||
-            *percentile > 100)
+        if (parse_decimal(*p + 2, 0, percentile, &end) || *end != ')' ||
+            !(*percentile > 0) || *percentile > 100)
             return -1;
         *p = end + 1;
         return AGG_P;
@@ -97,23 +124,41 @@ static int parse_value(const char *p, struct threshold *t)
     static const struct { const char *unit; double ms; } units[] = {
         {"us", 0.001}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
     };
-    char *end;
+    const char *end;
+    int duration = threshold_is_duration(t);
 
-    t->value = strtod(p, &end);
-    if (end == p || !isfinite(t->value))
+    /* Durations are never negative; other values (a gauge) may be. */
+    char unit[4];
+    size_t len;
+
+    if (parse_decimal(p, !duration, &t->value, &end))
         return -1;
-    p = skip_space(end);
-    if (!*p)
-        return 0;
-    if (!threshold_is_duration(t))
+    /* The unit follows the number directly ("250ms", not "250 ms");
+     * white space may end the expression. */
+    len = strcspn(end, " \t");
+    if (skip_space(end + len)[0] != '\0' || len >= sizeof(unit))
+        return -1;
+    memcpy(unit, end, len);
+    unit[len] = '\0';
+    if (len == 0)               /* a bare number: ms for durations */
+        return !duration || t->value <= THRESHOLD_DURATION_MAX_MS ? 0 : -1;
+    if (!duration)
         return -1;
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (!strcmp(p, units[i].unit)) {
+        if (!strcmp(unit, units[i].unit)) {
             t->value *= units[i].ms;
-            return 0;
+            return t->value <= THRESHOLD_DURATION_MAX_MS ? 0 : -1;
         }
     }
     return -1;
+    /* The unit follows the number directly: "250ms", not "250 ms". */
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (!strcmp(skip_space(end) == end ? end : "", units[i].unit)) {
+            t->value *= units[i].ms;
+            return t->value <= THRESHOLD_DURATION_MAX_MS ? 0 : -1;
+        }
+    }
+    return skip_space(end)[0] ? -1 : 0;
 }
 
 /* Which aggregates each metric takes. */

@@ -33,6 +33,7 @@
 
 #define THRESHOLDS_MAX 32           /* entries per scenario */
 #define THRESHOLD_EXPR_MAX 64
+#define THRESHOLD_DURATION_MAX_MS (30.0 * 24 * 3600 * 1000) /* 30 days */
 
 enum threshold_agg {
     AGG_P, AGG_AVG, AGG_MIN, AGG_MAX, AGG_MED, AGG_RATE, AGG_COUNT,

@@ -11,8 +11,8 @@
  *
  * Exit codes: 0 success (for --wait and run: the scenario finished), 1
  * the scenario ended otherwise (stopped, failed, short of its target), 2
- * usage or a refused document, 3 the distributor could not be reached or
- * refused the request. `submit --wait` and `watch` also exit 1 when a
+ * usage, or a document `run` refused, 3 no answer from the distributor,
+ * 4 the distributor refused the request (400 naming the field, 404, 409). `submit --wait` and `watch` also exit 1 when a
  * threshold of the scenario failed (its report says which).
  *
  *   j4 report ID [--format text|json|junit|csv]   a scenario's results
@@ -33,7 +33,12 @@
 #include "run.h"
 #include "view.h"
 
-enum { EXIT_ENDED_BADLY = 1, EXIT_USAGE = 2, EXIT_REMOTE = 3 };
+enum {
+    EXIT_ENDED_BADLY = 1,
+    EXIT_USAGE = 2,
+    EXIT_REMOTE = 3,    /* no answer from the distributor */
+    EXIT_REFUSED = 4    /* it answered with an error (404, 409...) */
+};
 
 struct cli {
     struct client client;
@@ -42,7 +47,14 @@ struct cli {
     const char *plugins;    /* run: plugin directory */
     unsigned capacity;      /* run: most workers */
     const char *format;     /* report: text, json, junit, csv */
+    int refused;            /* the last call got an error answer */
 };
+
+/* The exit code after a failed call: no answer, or a refusal. */
+static int remote_exit(const struct cli *cli)
+{
+    return cli->refused ? EXIT_REFUSED : EXIT_REMOTE;
+}
 
 static volatile sig_atomic_t interrupted;
 
@@ -124,6 +136,7 @@ static json_t *call(struct cli *cli, const char *method, const char *path,
         fprintf(stderr, "j4: %s %s: %s\n", method, path,
                 client_error_text(reply, status, msg, sizeof(msg)));
         json_decref(reply);
+        cli->refused = 1;
         return NULL;
     }
     if (reply == NULL)
@@ -165,7 +178,7 @@ static int watch(struct cli *cli, long long id)
 
         if (now == NULL) {
             json_decref(scenario);
-            return EXIT_REMOTE;
+            return remote_exit(cli);
         }
         json_decref(scenario);
         scenario = now;
@@ -202,7 +215,7 @@ static int cmd_submit(struct cli *cli, const char *file)
     reply = call(cli, "POST", "/scenarios", body, 201);
     free(body);
     if (reply == NULL)
-        return EXIT_REMOTE;
+        return remote_exit(cli);
     id = (long long)json_integer_value(json_object_get(reply, "id"));
     json_decref(reply);
     printf("submitted scenario %lld\n", id);
@@ -238,14 +251,14 @@ static int cmd_with_id(struct cli *cli, const char *cmd, const char *arg)
         snprintf(path, sizeof(path), "/scenarios/%lld/stop", id);
         reply = call(cli, "POST", path, "", 202);
         if (reply == NULL)
-            return EXIT_REMOTE;
+            return remote_exit(cli);
         printf("stopping scenario %lld\n", id);
         json_decref(reply);
         return 0;
     }
     snprintf(path, sizeof(path), "/scenarios/%lld", id);
     reply = call(cli, "GET", path, NULL, 200);
-    return reply ? print_json(reply) : EXIT_REMOTE;
+    return reply ? print_json(reply) : remote_exit(cli);
 }
 
 static int cmd_ls(struct cli *cli)
@@ -255,7 +268,7 @@ static int cmd_ls(struct cli *cli)
     size_t i;
 
     if (reply == NULL)
-        return EXIT_REMOTE;
+        return remote_exit(cli);
     printf("%-6s %-24s %-10s %-9s %-9s %s\n", "ID", "NAME", "STATE",
            "PHASE", "WORKERS", "REQUESTS");
     json_array_foreach(json_object_get(reply, "scenarios"), i, s) {
@@ -278,7 +291,7 @@ static int cmd_executors(struct cli *cli)
 {
     json_t *reply = call(cli, "GET", "/executors", NULL, 200);
 
-    return reply ? print_json(reply) : EXIT_REMOTE;
+    return reply ? print_json(reply) : remote_exit(cli);
 }
 
 /* Removes the options that may follow a command from argv (the command

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "hist.h"
@@ -44,14 +45,22 @@ struct local {
     int64_t start_ms, end_ms;   /* wall ms of t = 0 and of the last step */
     int64_t ended_ms;
     uint32_t peak;              /* most workers seen running */
+    uint32_t stuck;             /* workers that never stopped */
     const char *state;
     char reason[600];
 };
 
 static volatile sig_atomic_t stop_signal;
 
+/* A run whose workers never stopped, left for the process exit. */
+static struct local *abandoned;
+
+/* The first signal stops the workers (within the grace period); a
+ * second one leaves at once. */
 static void on_signal(int sig)
 {
+    if (stop_signal)
+        _exit(128 + sig);
     stop_signal = sig;
 }
 
@@ -226,10 +235,28 @@ static void start_share(struct local *l)
     runtime_set_shares(l->rt, &share, 1);
 }
 
+/* Workers still alive this long after the grace period are stuck in the
+ * plugin (an init or step that ignores the stop): give up on them. */
+#define STUCK_MARGIN_MS 5000
+
+/* Non-zero once the workers left have had their chance to stop. */
+static int stop_overdue(struct local *l, int64_t now, int64_t stop_since)
+{
+    if (stop_since == 0 || now < stop_since + l->spec.grace_ms +
+                                     STUCK_MARGIN_MS)
+        return 0;
+    l->stuck = runtime_alive(l->rt);
+    snprintf(l->reason, sizeof(l->reason),
+             "%u worker(s) did not stop within the grace period plus %d s: "
+             "the plugin's init or step ignores j4_should_stop()",
+             l->stuck, STUCK_MARGIN_MS / 1000);
+    return 1;
+}
+
 /* Plays the schedule until its end (or a signal) and every worker left. */
 static void play(struct local *l)
 {
-    int64_t next_view = 0;
+    int64_t next_view = 0, stop_since = 0;
     uint64_t seq = 0;
     int stopping = 0;
 
@@ -255,6 +282,12 @@ static void play(struct local *l)
         }
         if ((stopping || now >= l->end_ms) && alive == 0)
             return;
+        if ((stopping || now >= l->end_ms) && stop_since == 0)
+            stop_since = now;
+        if (stop_overdue(l, now, stop_since)) {
+            l->state = "failed";
+            return;
+        }
         if (now >= next_view) {
             json_t *s = scenario_json(l, 0);
 
@@ -266,6 +299,29 @@ static void play(struct local *l)
             wait = 100;
         runtime_wait(l->rt, clock_mono_ms() + wait);
     }
+}
+
+/* Why a run that played its whole schedule still did not do its job:
+ * fewer workers than the target, or nothing that succeeded. Returns 1 with
+ * the reason in buf, or 0. */
+static int shortfall(const struct local *l, char *buf, size_t size)
+{
+    const struct totals *t = &l->totals;
+    uint64_t requests = totals_requests(t);
+
+    if (l->peak < l->spec.schedule.target)
+        snprintf(buf, size, "reached %u of %u workers", l->peak,
+                 l->spec.schedule.target);
+    else if (requests > 0 && t->outcomes[J4_OUTCOME_OK] == 0)
+        snprintf(buf, size, "every request failed (%llu)",
+                 (unsigned long long)requests);
+    else if (requests == 0 && t->iterations > 0 &&
+             t->iteration_errors == t->iterations)
+        snprintf(buf, size, "every iteration failed (%llu)",
+                 (unsigned long long)t->iterations);
+    else
+        return 0;
+    return 1;
 }
 
 static int finish(struct local *l)
@@ -281,12 +337,7 @@ static int finish(struct local *l)
         rc = 1;
     } else {
         l->state = "finished";
-        if (l->peak < l->spec.schedule.target) {
-            snprintf(l->reason, sizeof(l->reason),
-                     "reached %u of %u workers", l->peak,
-                     l->spec.schedule.target);
-            rc = 1;
-        }
+        rc = shortfall(l, l->reason, sizeof(l->reason));
     }
     s = scenario_json(l, 1);
     view_report(&l->view, s);
@@ -325,6 +376,12 @@ int run_local(const struct run_options *opts)
     play(l);
     rc = finish(l);
 
+    /* Joining stuck workers would hang: leave them, and what they may
+     * still touch, to the process exit (kept reachable, not leaked). */
+    if (l->stuck) {
+        abandoned = l;
+        return rc;
+    }
     runtime_free(l->rt);
 out_plugins:
     plugin_set_release(&l->plugins);

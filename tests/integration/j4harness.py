@@ -65,8 +65,9 @@ def wait_until(predicate, timeout, interval=0.05, what="condition"):
     while True:
         try:
             value = predicate()
-        except (OSError, http.client.HTTPException):
-            value = None
+        except (OSError, http.client.HTTPException,
+                subprocess.TimeoutExpired):
+            value = None   # a probe that hung counts as not ready yet
         if value:
             return value
         if time.monotonic() >= deadline:

@@ -67,6 +67,22 @@ def main():
         if rc != 2 or "target" not in err:
             failures.append("bad document: exit %d, stderr %r" % (rc, err))
 
+        stuck = {"name": "stuck", "scenario": "stuck", "target": 2,
+                 "hold": "1s", "grace": "1s"}
+        t0 = time.monotonic()
+        rc, out, err = j4_run(c, stuck, timeout=25)
+        took = time.monotonic() - t0
+        if rc != 1 or "did not stop" not in out or took > 15:
+            failures.append("stuck plugin: exit %d after %.1fs, out %r"
+                            % (rc, took, out[-400:]))
+
+        dead = dict(doc, params={"url": "http://127.0.0.1:%d/"
+                                 % h.free_port()})
+        rc, out, err = j4_run(c, dead)
+        if rc != 1 or "every request failed" not in out:
+            failures.append("closed target: exit %d, out %r"
+                            % (rc, out[-400:]))
+
         rc, out, err = j4_run(c, dict(doc, scenario="nosuch"))
         if rc != 1 or "nosuch" not in out + err or "http" not in out + err:
             failures.append("unknown plugin: exit %d, out %r, err %r"

@@ -700,6 +700,23 @@ static void test_thresholds_refused(void)
     refused("thresholds", json_pack("{s:[{s:b}]}", "errors",
                                     "abort_on_fail", 1),
             "thresholds.errors[0].threshold", "string");
+    /* Values are plain decimals, units follow them directly, durations
+     * are not negative and stay within 30 days. */
+    {
+        static const char *const bad[][2] = {
+            {"p(95)<250 ms", "value"}, {"p(95)<0x10", "value"},
+            {"p(1e2)<1", "AGGREGATE"}, {"p(95)<-1ms", "value"},
+            {"max<99999999999h", "value"}, {"p(95)<1e3", "value"},
+            {"p(95)<inf", "value"}, {"p(95)<.5s", "value"},
+        };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+            refused("thresholds", json_pack("{s:[s]}", "http_req_duration",
+                                            bad[i][0]),
+                    "thresholds.http_req_duration[0]", bad[i][1]);
+        refused("thresholds", json_pack("{s:[s]}", "errors", "rate<1e-2"),
+                "thresholds.errors[0]", "value");
+    }
 }
 
 int main(void)
