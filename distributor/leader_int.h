@@ -47,6 +47,8 @@ struct lscen {
     int started_here;           /* this leader started it: no grant of
                                    an earlier leader can be in force */
     char fail_reason[FLEET_ERROR_MAX + 128]; /* set once it is failing */
+    uint32_t peak_running;      /* most workers seen running at once */
+    char shortfall[96];         /* why a finished run fell short */
     int stop_requested;
     int64_t start_wall_ms;
     struct grant *grants;

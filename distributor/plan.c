@@ -820,6 +820,23 @@ static int all_drained(struct leader *l, const struct lscen *s, int64_t now)
     return 1;
 }
 
+/* Notes the most workers the executors have reported running for s at
+ * once, so a run that never reached its target can say so at the end. */
+static void track_peak(struct leader *l, struct lscen *s, int64_t now)
+{
+    uint32_t running = 0;
+
+    for (size_t i = 0; i < l->n_execs; i++) {
+        const struct lexec *e = &l->execs[i];
+        const struct fleet_status *st = lexec_status(e, s->id);
+
+        if (lexec_holding(e, now) && st)
+            running += st->running;
+    }
+    if (running > s->peak_running)
+        s->peak_running = running;
+}
+
 /* Moves every grant of s to its drain list (stop requested). */
 static void revoke_all(struct leader *l, struct lscen *s)
 {
@@ -869,7 +886,9 @@ static int try_end(struct leader *l, struct lscen *s, const char *to,
     if (!all_drained(l, s, now) && !overdue)
         return 0;
     changed = set_state(l, s, "running", to,
-                        s->fail_reason[0] ? s->fail_reason : NULL);
+                        s->fail_reason[0]  ? s->fail_reason
+                        : s->shortfall[0] ? s->shortfall
+                                          : NULL);
     if (changed < 0)
         return 0;
     if (changed)
@@ -988,10 +1007,19 @@ static int scen_tick(struct leader *l, struct lscen *s, int64_t now)
     if ((e = refusing_holder(l, s, &error)) != NULL)
         return fail(l, s, e, error, now);
     plan_results_tick(l, s, now);
+    track_peak(l, s, now);
     /* A schedule that has run out finishes, even when a stop arrives
-     * while its last workers drain. */
-    if (wall - s->start_wall_ms >= schedule_end_ms(&s->sched))
+     * while its last workers drain. A run that never had its target
+     * says so (a new leader only knows what it saw itself). */
+    if (wall - s->start_wall_ms >= schedule_end_ms(&s->sched)) {
+        /* (a hold under a second may pass between two heartbeats) */
+        if (s->started_here && s->sched.hold_ms >= 1000 &&
+            s->peak_running < s->sched.target && !s->fail_reason[0])
+            snprintf(s->shortfall, sizeof(s->shortfall),
+                     "reached at most %u of %u workers", s->peak_running,
+                     s->sched.target);
         return try_end(l, s, "finished", now);
+    }
     if (s->stop_requested) {
         revoke_all(l, s);
         return try_end(l, s, "stopped", now);
