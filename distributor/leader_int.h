@@ -48,7 +48,10 @@ struct lscen {
                                    an earlier leader can be in force */
     char fail_reason[FLEET_ERROR_MAX + 128]; /* set once it is failing */
     uint32_t peak_running;      /* most workers seen running at once */
-    char shortfall[96];         /* why a finished run fell short */
+    int64_t short_ms;           /* time in hold with fewer than target */
+    uint32_t short_low;         /* fewest running then */
+    int64_t tracked_ms;         /* mono ms of the last track_peak() */
+    char shortfall[128];        /* why a finished run fell short */
     int stop_requested;
     int64_t start_wall_ms;
     struct grant *grants;

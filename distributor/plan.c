@@ -822,9 +822,11 @@ static int all_drained(struct leader *l, const struct lscen *s, int64_t now)
 
 /* Notes the most workers the executors have reported running for s at
  * once, so a run that never reached its target can say so at the end. */
-static void track_peak(struct leader *l, struct lscen *s, int64_t now)
+static void track_peak(struct leader *l, struct lscen *s, int64_t now,
+                       int64_t wall)
 {
     uint32_t running = 0;
+    int64_t t = wall - s->start_wall_ms;
 
     for (size_t i = 0; i < l->n_execs; i++) {
         const struct lexec *e = &l->execs[i];
@@ -835,6 +837,34 @@ static void track_peak(struct leader *l, struct lscen *s, int64_t now)
     }
     if (running > s->peak_running)
         s->peak_running = running;
+    /* Time in hold below target: what a lost executor or a crashing
+     * plugin cost, when nobody could take its share. */
+    if (s->tracked_ms && schedule_phase(&s->sched, t) == PHASE_HOLD &&
+        running < s->sched.target) {
+        s->short_ms += now - s->tracked_ms;
+        if (s->short_low == 0 || running < s->short_low)
+            s->short_low = running;
+    }
+    s->tracked_ms = now;
+}
+
+/* Why a finished run did not play its plan, in s->shortfall (or ""). A
+ * new leader only knows what it saw itself, so it judges only scenarios
+ * it started. Short dips (a rebalance, one lease) are not counted. */
+static void judge_shortfall(const struct leader *l, struct lscen *s)
+{
+    if (!s->started_here || s->fail_reason[0])
+        return;
+    /* (a hold under a second may pass between two heartbeats) */
+    if (s->sched.hold_ms >= 1000 && s->peak_running < s->sched.target)
+        snprintf(s->shortfall, sizeof(s->shortfall),
+                 "reached at most %u of %u workers", s->peak_running,
+                 s->sched.target);
+    else if (s->short_ms > 2LL * l->cfg->lease_ms)
+        snprintf(s->shortfall, sizeof(s->shortfall),
+                 "ran below target for %.1f s of its hold (as few as %u of "
+                 "%u workers)", s->short_ms / 1000.0, s->short_low,
+                 s->sched.target);
 }
 
 /* Moves every grant of s to its drain list (stop requested). */
@@ -1007,17 +1037,12 @@ static int scen_tick(struct leader *l, struct lscen *s, int64_t now)
     if ((e = refusing_holder(l, s, &error)) != NULL)
         return fail(l, s, e, error, now);
     plan_results_tick(l, s, now);
-    track_peak(l, s, now);
+    track_peak(l, s, now, wall);
     /* A schedule that has run out finishes, even when a stop arrives
-     * while its last workers drain. A run that never had its target
-     * says so (a new leader only knows what it saw itself). */
+     * while its last workers drain; one that fell short says so. */
     if (wall - s->start_wall_ms >= schedule_end_ms(&s->sched)) {
-        /* (a hold under a second may pass between two heartbeats) */
-        if (s->started_here && s->sched.hold_ms >= 1000 &&
-            s->peak_running < s->sched.target && !s->fail_reason[0])
-            snprintf(s->shortfall, sizeof(s->shortfall),
-                     "reached at most %u of %u workers", s->peak_running,
-                     s->sched.target);
+        if (!s->shortfall[0])
+            judge_shortfall(l, s);
         return try_end(l, s, "finished", now);
     }
     if (s->stop_requested) {
