@@ -8,10 +8,14 @@
  */
 #include "prom.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Room for J4's labels and J4_TAGS_MAX escaped tags. */
+#define PROM_LABELS_LEN 2048
 
 /* Round bounds in microseconds; each is raised to a bucket boundary. */
 static const uint64_t round_le_us[PROM_LE_COUNT] = {
@@ -111,6 +115,97 @@ static void escape(char *out, size_t size, const char *value)
     out[o] = '\0';
 }
 
+/* ---------------------------------------------------------------- tags */
+
+int prom_tag_key_ok(const char *key)
+{
+    static const char *const reserved[] = {
+        "scenario", "name", "protocol", "outcome", "executor", "le",
+        "check", "result", "scenario_name", "state"};
+    size_t len = key ? strlen(key) : 0;
+
+    if (len == 0 || len > PROM_TAG_KEY_MAX || isdigit((unsigned char)*key) ||
+        strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                    "0123456789_") != len || !strncmp(key, "__", 2))
+        return 0;
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(*reserved); i++) {
+        if (!strcmp(key, reserved[i]))
+            return 0;
+    }
+    return 1;
+}
+
+int prom_tag_value_ok(const char *value)
+{
+    size_t len = value ? strlen(value) : 0;
+
+    if (len == 0 || len > PROM_TAG_VALUE_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (value[i] < 0x20 || value[i] > 0x7e || value[i] == ',')
+            return 0;
+    }
+    return 1;
+}
+
+/* Splits "k=v" at its first '='; 0 when the pair is not valid. */
+static int tag_pair(const char *pair, size_t len, char *key, char *value)
+{
+    const char *eq = memchr(pair, '=', len);
+    size_t klen = eq ? (size_t)(eq - pair) : 0;
+
+    if (!eq || klen > PROM_TAG_KEY_MAX || len - klen - 1 > PROM_TAG_VALUE_MAX)
+        return 0;
+    memcpy(key, pair, klen);
+    key[klen] = '\0';
+    memcpy(value, eq + 1, len - klen - 1);
+    value[len - klen - 1] = '\0';
+    return prom_tag_key_ok(key) && prom_tag_value_ok(value);
+}
+
+int prom_tags_ok(const char *tags)
+{
+    char key[PROM_TAG_KEY_MAX + 1], value[PROM_TAG_VALUE_MAX + 1];
+    char prev[PROM_TAG_KEY_MAX + 1] = "";
+    int n = 0;
+
+    if (!tags || !*tags)
+        return 1;
+    for (const char *p = tags;; n++) {
+        size_t len = strcspn(p, ",");
+
+        if (n == J4_TAGS_MAX || !tag_pair(p, len, key, value) ||
+            (n && strcmp(prev, key) >= 0))
+            return 0;
+        memcpy(prev, key, sizeof(prev));
+        if (!p[len])
+            return 1;
+        p += len + 1;
+    }
+}
+
+/* Appends ,k1="v1",... for the tag text tags to out (size bytes). */
+static void tag_labels(char *out, size_t size, const char *tags)
+{
+    char key[PROM_TAG_KEY_MAX + 1], value[PROM_TAG_VALUE_MAX + 1];
+    char escaped[2 * PROM_TAG_VALUE_MAX + 1];
+    size_t used = strlen(out);
+
+    if (!tags || !*tags || !prom_tags_ok(tags))
+        return;
+    for (const char *p = tags; used < size;) {
+        size_t len = strcspn(p, ",");
+
+        tag_pair(p, len, key, value);
+        escape(escaped, sizeof(escaped), value);
+        used += (size_t)snprintf(out + used, size - used, ",%s=\"%s\"", key,
+                                 escaped);
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+}
+
 static void family(struct prom_buf *b, const char *name, const char *type,
                    const char *help)
 {
@@ -161,6 +256,7 @@ static void series_labels(char *out, size_t size,
     escape(protocol, sizeof(protocol), s->protocol);
     snprintf(out, size, "scenario=\"%lld\",name=\"%s\",protocol=\"%s\"",
              (long long)sc->id, name, protocol);
+    tag_labels(out, size, s->tags);
 }
 
 /* ------------------------------------------------------------- families */
@@ -168,7 +264,7 @@ static void series_labels(char *out, size_t size,
 static void render_requests(struct prom_buf *b,
                             const struct prom_scenario *scs, size_t n)
 {
-    char labels[320];
+    char labels[PROM_LABELS_LEN];
 
     family(b, "j4_requests_total", "counter",
            "Requests by scenario, request name, protocol and outcome.");
@@ -196,7 +292,7 @@ static void render_hist_family(struct prom_buf *b,
                                int kind, int second, const char *name,
                                const char *help)
 {
-    char labels[320];
+    char labels[PROM_LABELS_LEN];
 
     family(b, name, "histogram", help);
     for (size_t i = 0; i < n; i++) {
@@ -235,7 +331,7 @@ static void render_streams(struct prom_buf *b,
     static const char *const helps[] = {
         "Stream messages received.", "Streams that ended by error.",
         "Streams reopened after they ended.", "Streams opened."};
-    char labels[320];
+    char labels[PROM_LABELS_LEN];
 
     render_hist_family(b, scs, n, PROM_STREAM, 0,
                        "j4_stream_first_message_seconds",
@@ -311,7 +407,7 @@ static void render_executors(struct prom_buf *b,
 static void render_checks(struct prom_buf *b,
                           const struct prom_scenario *scs, size_t n)
 {
-    char check[160];
+    char check[160], labels[PROM_LABELS_LEN];
 
     family(b, "j4_checks_total", "counter",
            "Checks (j4_check) by name and result.");
@@ -322,12 +418,13 @@ static void render_checks(struct prom_buf *b,
             if (s->kind != PROM_CHECK)
                 continue;
             escape(check, sizeof(check), s->name);
-            buf_printf(b, "j4_checks_total{scenario=\"%lld\",check=\"%s\","
-                       "result=\"passed\"} %llu\n", (long long)scs[i].id,
-                       check, (unsigned long long)s->count);
-            buf_printf(b, "j4_checks_total{scenario=\"%lld\",check=\"%s\","
-                       "result=\"failed\"} %llu\n", (long long)scs[i].id,
-                       check, (unsigned long long)s->failed);
+            snprintf(labels, sizeof(labels), "scenario=\"%lld\",check=\"%s\"",
+                     (long long)scs[i].id, check);
+            tag_labels(labels, sizeof(labels), s->tags);
+            buf_printf(b, "j4_checks_total{%s,result=\"passed\"} %llu\n",
+                       labels, (unsigned long long)s->count);
+            buf_printf(b, "j4_checks_total{%s,result=\"failed\"} %llu\n",
+                       labels, (unsigned long long)s->failed);
         }
     }
 }
@@ -363,7 +460,7 @@ static void team_samples(struct prom_buf *b, const struct prom_scenario *scs,
                          size_t n, const struct prom_series *first,
                          const char *metric)
 {
-    char labels[64];
+    char labels[PROM_LABELS_LEN];
 
     for (size_t i = 0; i < n; i++) {
         for (size_t k = 0; k < scs[i].n_series; k++) {
@@ -373,6 +470,7 @@ static void team_samples(struct prom_buf *b, const struct prom_scenario *scs,
                 continue;
             snprintf(labels, sizeof(labels), "scenario=\"%lld\"",
                      (long long)scs[i].id);
+            tag_labels(labels, sizeof(labels), s->tags);
             if (s->kind == PROM_TEAM_HIST && s->hist)
                 histogram(b, metric, labels, s->hist);
             else if (s->kind == PROM_TEAM_COUNTER)

@@ -25,6 +25,11 @@
  * 0.1 s is exposed as le="0.100352"), so the count below every bound is
  * exact, not interpolated. Label values are escaped; the executor and
  * the leader already bound how many distinct names there are.
+ *
+ * Worker tags (j4_tag) come as a series' canonical tag text
+ * "k1=v1,k2=v2" (sorted by key) and are rendered as extra labels
+ * k1="v1",k2="v2" on every family of that series (team metrics and
+ * checks included). A text that fails prom_tags_ok() is not rendered.
  */
 #ifndef J4_COMMON_PROM_H
 #define J4_COMMON_PROM_H
@@ -48,6 +53,7 @@ struct prom_series {
     int kind;
     const char *name;
     const char *protocol;
+    const char *tags;   /* canonical tag text; NULL or "" for none */
     uint64_t outcomes[J4_OUTCOME_COUNT_];  /* requests */
     uint64_t count;     /* counter; check passed; stream messages */
     uint64_t failed;    /* check failed */
@@ -90,6 +96,19 @@ void prom_buf_release(struct prom_buf *b);
 uint64_t prom_le_us(size_t i);
 /* Samples of h whose value is below bound_us (a bucket boundary). */
 uint64_t prom_count_below(const struct hist *h, uint64_t bound_us);
+
+/* Tag keys are label names [a-zA-Z_][a-zA-Z0-9_]*, at most
+ * PROM_TAG_KEY_MAX characters, not starting with "__" and none of J4's
+ * own labels (scenario, name, protocol, outcome, executor, le, check,
+ * result, scenario_name, state). Values are 1 to PROM_TAG_VALUE_MAX
+ * printable ASCII characters other than ','. Non-zero when valid. */
+#define PROM_TAG_KEY_MAX 32
+#define PROM_TAG_VALUE_MAX 64
+int prom_tag_key_ok(const char *key);
+int prom_tag_value_ok(const char *value);
+/* Non-zero when tags is "" or a canonical tag text of valid pairs with
+ * keys in strictly increasing order, at most J4_TAGS_MAX of them. */
+int prom_tags_ok(const char *tags);
 
 /* Appends the exposition of every scenario to b. */
 void prom_render(struct prom_buf *b, const struct prom_scenario *scenarios,

@@ -949,7 +949,7 @@ static int fail(struct leader *l, struct lscen *s, const struct lexec *e,
  * was removed from the table), or -1 when that write must be retried. */
 static int offered(struct leader *l, struct lscen *s, int64_t now)
 {
-    char have[512] = "";
+    char have[192] = "";
     size_t used = 0;
     int changed;
 

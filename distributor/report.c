@@ -130,18 +130,32 @@ static PGresult *scenario_row(PGconn *conn, int64_t id)
 
 /* ---------------------------------------------------------- thresholds */
 
-static const struct cluster_series *team_series(const struct figures *f,
-                                                const struct threshold *t)
+/* Sums every tagged variant of t's team metric into *out (its hist set
+ * to scratch); 0 when the metric has no series. */
+static int team_series(const struct figures *f, const struct threshold *t,
+                       struct cluster_series *out, struct hist *scratch)
 {
     int want = t->agg == AGG_VALUE                      ? PROM_TEAM_GAUGE
                : (t->agg == AGG_COUNT || t->agg == AGG_RATE) ? PROM_TEAM_COUNTER
                                                         : PROM_TEAM_HIST;
+    int found = 0;
 
+    out->count = 0;
+    out->gauge = 0;
+    out->hist = scratch;
+    hist_init(scratch);
     for (size_t i = 0; i < f->n_series; i++) {
-        if (f->series[i].kind == want && !strcmp(f->series[i].name, t->metric))
-            return &f->series[i];
+        const struct cluster_series *s = &f->series[i];
+
+        if (s->kind != want || strcmp(s->name, t->metric))
+            continue;
+        found = 1;
+        out->count += s->count;
+        out->gauge += s->gauge;
+        if (s->hist)
+            hist_merge(scratch, s->hist);
     }
-    return NULL;
+    return found;
 }
 
 /* A duration aggregate of h in ms; NAN when h is empty. */
@@ -180,11 +194,34 @@ static double per_second(uint64_t n, double seconds)
     return seconds > 0 ? (double)n / seconds : NAN;
 }
 
+/* A team metric threshold's value, over every tagged variant. */
+static double team_value(const struct figures *f, const struct threshold *t)
+{
+    struct cluster_series sum;
+    struct hist *scratch = malloc(sizeof(*scratch));
+    double value = NAN;
+
+    if (!scratch)
+        return NAN;
+    if (!team_series(f, t, &sum, scratch))
+        goto out_free;
+    if (t->agg == AGG_VALUE)
+        value = (double)sum.gauge;
+    else if (t->agg == AGG_COUNT)
+        value = (double)sum.count;
+    else if (t->agg == AGG_RATE)
+        value = per_second(sum.count, f->seconds);
+    else
+        value = hist_agg_ms(sum.hist, t);
+out_free:
+    free(scratch);
+    return value;
+}
+
 /* The value t is compared with; NAN when there is no data yet. */
 static double threshold_value(const struct figures *f,
                               const struct threshold *t)
 {
-    const struct cluster_series *s;
     uint64_t passed, failed;
 
     switch (t->kind) {
@@ -209,16 +246,7 @@ static double threshold_value(const struct figures *f,
     default:
         break;
     }
-    s = team_series(f, t);
-    if (!s)
-        return NAN;
-    if (t->agg == AGG_VALUE)
-        return (double)s->gauge;
-    if (t->agg == AGG_COUNT)
-        return (double)s->count;
-    if (t->agg == AGG_RATE)
-        return per_second(s->count, f->seconds);
-    return hist_agg_ms(s->hist, t);
+    return team_value(f, t);
 }
 
 /* "p(95) = 312.4 ms" or "rate = 0.55" */
@@ -402,6 +430,31 @@ static json_t *executors_json(PGconn *conn, const char *sid)
     return out;
 }
 
+/* The canonical tag text "k1=v1,k2=v2" as {"k1": "v1", "k2": "v2"}. */
+static json_t *tags_json(const char *tags)
+{
+    json_t *obj = json_object();
+
+    for (const char *p = tags; p && *p;) {
+        size_t len = strcspn(p, ",");
+        const char *eq = memchr(p, '=', len);
+
+        if (eq) {
+            char *key = strndup(p, (size_t)(eq - p));
+
+            if (key)
+                json_object_set_new(obj, key, json_stringn(eq + 1,
+                                    len - (size_t)(eq - p) - 1));
+            free(key);
+        }
+        p += len + (p[len] == ',');
+    }
+    return obj;
+}
+
+/* series_json() plus, for a tagged series, its "tags" object. */
+static json_t *series_tagged_json(const struct cluster_series *s);
+
 static json_t *series_json(const struct cluster_series *s)
 {
     uint64_t requests = 0;
@@ -442,6 +495,15 @@ static json_t *series_json(const struct cluster_series *s)
     }
 }
 
+static json_t *series_tagged_json(const struct cluster_series *s)
+{
+    json_t *out = series_json(s);
+
+    if (out && s->tags[0])
+        json_object_set_new(out, "tags", tags_json(s->tags));
+    return out;
+}
+
 /* requests, team, checks and streams lists from the series. */
 static void add_series(json_t *report, const struct figures *f)
 {
@@ -455,7 +517,7 @@ static void add_series(json_t *report, const struct figures *f)
                        : s->kind == PROM_STREAM ? streams
                                                 : team;
 
-        json_array_append_new(into, series_json(s));
+        json_array_append_new(into, series_tagged_json(s));
     }
     json_object_set_new(report, "requests", requests);
     json_object_set_new(report, "team", team);
@@ -715,7 +777,8 @@ static void csv_block(struct text *out, const char *section, const char *name,
     json_t *lat = json_object_get(block, "latency_ms");
     char a[160], b[160];
 
-    text_add(out, "%s,%s,%s,%lld,%lld,%.6f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,,\n",
+    text_add(out, "%s,%s,%s,%lld,%lld,%.6f,%.3f,%.3f,%.3f,%.3f,%.3f,%.3f,,"
+             ",,,,,,\n",
              section, csv(name, a, sizeof(a)), csv(protocol, b, sizeof(b)),
              (long long)json_integer_value(json_object_get(block, "requests")),
              (long long)json_integer_value(json_object_get(block, "errors")),
@@ -728,6 +791,68 @@ static void csv_block(struct text *out, const char *section, const char *name,
              json_real_value(json_object_get(lat, "mean")));
 }
 
+/* The latency columns p50_ms..mean_ms from a latency object, or empty
+ * ones. */
+static void csv_latency(char *buf, size_t size, json_t *lat)
+{
+    if (!json_is_object(lat)) {
+        snprintf(buf, size, ",,,,,");
+        return;
+    }
+    snprintf(buf, size, "%.3f,%.3f,%.3f,%.3f,%.3f,%.3f",
+             json_number_value(json_object_get(lat, "p50")),
+             json_number_value(json_object_get(lat, "p90")),
+             json_number_value(json_object_get(lat, "p95")),
+             json_number_value(json_object_get(lat, "p99")),
+             json_number_value(json_object_get(lat, "max")),
+             json_number_value(json_object_get(lat, "mean")));
+}
+
+static long long int_of(json_t *obj, const char *key)
+{
+    return (long long)json_number_value(json_object_get(obj, key));
+}
+
+/* team, check and stream rows: the kind column says which metric a row
+ * is; latency columns hold a histogram's values (a stream's time to its
+ * first message), value a counter's count, a gauge's value or a check's
+ * pass rate. */
+static void csv_series(struct text *out, json_t *report)
+{
+    char a[160], b[160], lat[160];
+    json_t *v;
+    size_t i;
+
+    json_array_foreach(json_object_get(report, "team"), i, v) {
+        const char *kind = str_of(v, "kind");
+        int hist = !strcmp(kind, "histogram");
+
+        csv_latency(lat, sizeof(lat),
+                    hist ? json_object_get(v, "value_ms") : NULL);
+        text_add(out, "team,%s,,,,,%s,", csv(str_of(v, "name"), a, sizeof(a)),
+                 lat);
+        if (!hist)
+            text_add(out, "%lld",
+                     int_of(v, strcmp(kind, "gauge") ? "count" : "value"));
+        text_add(out, ",,%s,%lld,,,,\n", csv(kind, b, sizeof(b)),
+                 int_of(v, strcmp(kind, "gauge") ? "count" : "value"));
+    }
+    json_array_foreach(json_object_get(report, "checks"), i, v)
+        text_add(out, "check,%s,,,,,,,,,,,%.6g,%s,check,%lld,%lld,,,\n",
+                 csv(str_of(v, "name"), a, sizeof(a)),
+                 json_number_value(json_object_get(v, "rate")),
+                 int_of(v, "failed") ? "false" : "true", int_of(v, "passed"),
+                 int_of(v, "failed"));
+    json_array_foreach(json_object_get(report, "streams"), i, v) {
+        csv_latency(lat, sizeof(lat), json_object_get(v, "first_message_ms"));
+        text_add(out, "stream,%s,%s,,,,%s,,,stream,%lld,,%lld,%lld,%lld\n",
+                 csv(str_of(v, "name"), a, sizeof(a)),
+                 csv(str_of(v, "protocol"), b, sizeof(b)), lat,
+                 int_of(v, "messages"), int_of(v, "opened"),
+                 int_of(v, "resets"), int_of(v, "reconnects"));
+    }
+}
+
 char *report_csv(json_t *report)
 {
     struct text out = {0};
@@ -737,7 +862,8 @@ char *report_csv(json_t *report)
     char a[160], b[160];
 
     text_add(&out, "section,name,protocol,requests,errors,error_rate,p50_ms,"
-             "p90_ms,p95_ms,p99_ms,max_ms,mean_ms,value,passed\n");
+             "p90_ms,p95_ms,p99_ms,max_ms,mean_ms,value,passed,kind,count,"
+             "failed,opened,resets,reconnects\n");
     csv_block(&out, "total", str_of(report, "name"), "",
               json_object_get(report, "totals"));
     json_object_foreach(json_object_get(report, "phases"), key, v)
@@ -746,17 +872,19 @@ char *report_csv(json_t *report)
         csv_block(&out, "request", str_of(v, "name"), str_of(v, "protocol"),
                   json_object_get(v, "stats"));
     json_object_foreach(json_object_get(report, "errors"), key, v)
-        text_add(&out, "error,%s,,%lld,,,,,,,,,,\n", csv(key, a, sizeof(a)),
+        text_add(&out, "error,%s,,%lld,,,,,,,,,,,,,,,,\n",
+                 csv(key, a, sizeof(a)),
                  (long long)json_integer_value(v));
     json_array_foreach(json_object_get(report, "thresholds"), i, v) {
         snprintf(b, sizeof(b), "%s: %s", str_of(v, "metric"),
                  str_of(v, "threshold"));
-        text_add(&out, "threshold,%s,,,,,,,,,,,%.6g,%s\n",
+        text_add(&out, "threshold,%s,,,,,,,,,,,%.6g,%s,,,,,,\n",
                  csv(b, a, sizeof(a)),
                  json_number_value(json_object_get(v, "value")),
                  json_is_true(json_object_get(v, "passed")) ? "true"
                                                             : "false");
     }
+    csv_series(&out, report);
     if (!out.data)
         text_add(&out, "%s", "");
     return out.data;

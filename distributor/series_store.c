@@ -116,13 +116,13 @@ struct series_row {
     " gauge, opened, resets, reconnects"
 
 /* Reads the locked row into *row; returns 1 found, 0 absent, -1 error. */
-static int row_load(PGconn *conn, const char *const key[5],
+static int row_load(PGconn *conn, const char *const key[6],
                     struct series_row *row)
 {
     PGresult *res = pgstore_query(conn,
         "SELECT " SERIES_COLS " FROM scenario_series WHERE scenario_id = $1"
         " AND executor_id = $2 AND kind = $3 AND name = $4"
-        " AND protocol = $5 FOR UPDATE", 5, key);
+        " AND protocol = $5 AND tags = $6 FOR UPDATE", 6, key);
     long long *nums[] = {&row->count, &row->failed, &row->gauge,
                          &row->opened, &row->resets, &row->reconnects};
     int found;
@@ -146,14 +146,14 @@ static int row_load(PGconn *conn, const char *const key[5],
     return found;
 }
 
-static int row_store(PGconn *conn, const char *const key[5],
+static int row_store(PGconn *conn, const char *const key[6],
                      const struct series_row *row)
 {
     char nums[6][24];
     const long long vals[] = {row->count, row->failed, row->gauge,
                               row->opened, row->resets, row->reconnects};
-    const char *params[14];
-    int lengths[14] = {0}, formats[14] = {0};
+    const char *params[15];
+    int lengths[15] = {0}, formats[15] = {0};
     size_t hlen = 0, h2len = 0;
     uint8_t *h = metrics_hist_pack(&row->hist, &hlen);
     uint8_t *h2 = metrics_hist_pack(&row->hist2, &h2len);
@@ -174,18 +174,19 @@ static int row_store(PGconn *conn, const char *const key[5],
         snprintf(nums[i], sizeof(nums[i]), "%lld", vals[i]);
         params[8 + i] = nums[i];
     }
+    params[14] = key[5];
     res = PQexecParams(conn,
         "INSERT INTO scenario_series (scenario_id, executor_id, kind, name,"
         " protocol, outcomes, histogram, lifetime, count, failed, gauge,"
-        " opened, resets, reconnects) VALUES ($1, $2, $3, $4, $5, $6, $7,"
-        " $8, $9, $10, $11, $12, $13, $14)"
-        " ON CONFLICT (scenario_id, executor_id, kind, name, protocol)"
+        " opened, resets, reconnects, tags) VALUES ($1, $2, $3, $4, $5, $6,"
+        " $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+        " ON CONFLICT (scenario_id, executor_id, kind, name, protocol, tags)"
         " DO UPDATE SET outcomes = EXCLUDED.outcomes,"
         " histogram = EXCLUDED.histogram, lifetime = EXCLUDED.lifetime,"
         " count = EXCLUDED.count, failed = EXCLUDED.failed,"
         " gauge = EXCLUDED.gauge, opened = EXCLUDED.opened,"
         " resets = EXCLUDED.resets, reconnects = EXCLUDED.reconnects",
-        14, NULL, params, lengths, formats, 0);
+        15, NULL, params, lengths, formats, 0);
     rc = PQresultStatus(res) == PGRES_COMMAND_OK ? J4_OK
                                                  : J4_ERR_UNAVAILABLE;
     PQclear(res);
@@ -229,27 +230,82 @@ static void row_add(struct series_row *row, const J4__Series *s)
     row->reconnects += (long long)s->reconnects;
 }
 
+/* The kinds sharing kind's cluster-wide bound, as a text[] literal. */
+static const char *group_kinds(int kind)
+{
+    switch (kind) {
+    case PROM_REQUEST:
+        return "{request}";
+    case PROM_CHECK:
+        return "{check}";
+    case PROM_STREAM:
+        return "{stream}";
+    default:
+        return "{histogram,counter,gauge}";
+    }
+}
+
+/* Whether the series key[2..5], new for its executor, must fold into
+ * "other": it is new to the whole scenario and its group already holds
+ * SERIES_STORE_GROUP_MAX series. 1 fold, 0 keep, -1 error. */
+static int group_full(PGconn *conn, const char *const key[6], int kind)
+{
+    const char *params[] = {key[0], key[2], key[3], key[4], key[5],
+                            group_kinds(kind)};
+    PGresult *res = pgstore_query(conn,
+        "SELECT EXISTS (SELECT 1 FROM scenario_series WHERE scenario_id = $1"
+        " AND kind = $2 AND name = $3 AND protocol = $4 AND tags = $5),"
+        " (SELECT count(*) FROM (SELECT DISTINCT kind, name, protocol, tags"
+        " FROM scenario_series WHERE scenario_id = $1"
+        " AND kind = ANY ($6::text[]) AND name <> 'other') AS g)", 6, params);
+    int full = -1;
+
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        full = strcmp(PQgetvalue(res, 0, 0), "t") != 0 &&
+               strtol(PQgetvalue(res, 0, 1), NULL, 10) >=
+                   SERIES_STORE_GROUP_MAX;
+    PQclear(res);
+    return full;
+}
+
+/* Whether a series not yet stored for (scenario, executor) folds into
+ * "other": the executor's or the scenario's bound is reached. */
+static int must_fold(PGconn *conn, const char *const key[6], int kind)
+{
+    if (!strcmp(key[3], "other"))
+        return 0;
+    if (row_count(conn, key[0], key[1]) >= SERIES_STORE_MAX)
+        return 1;
+    return group_full(conn, key, kind);
+}
+
 static int apply_one(PGconn *conn, const char *sid, const char *exec,
                      const J4__Series *s)
 {
     int kind = index_of(kinds, 6, s->kind);
     int proto = index_of(protocols, 4, s->protocol);
-    const char *key[5] = {sid, exec, NULL, NULL, NULL};
+    const char *key[6] = {sid, exec, NULL, NULL, NULL, ""};
     struct series_row *row;
-    int found, rc;
+    int found, fold, rc;
 
     if (kind < 0)
         return J4_OK; /* a kind this leader does not know: skipped */
     key[2] = kinds[kind];
     key[3] = name_ok(kind, s->name) ? s->name : "other";
     key[4] = protocols[proto < 0 ? 3 : proto];
+    if (s->tags && strcmp(key[3], "other") != 0 &&
+        strlen(s->tags) <= SERIES_STORE_TAGS_LEN && prom_tags_ok(s->tags))
+        key[5] = s->tags;
     row = malloc(sizeof(*row));
     if (!row)
         return J4_ERR_NOMEM;
     found = row_load(conn, key, row);
-    if (found == 0 && strcmp(key[3], "other") != 0 &&
-        row_count(conn, sid, exec) >= SERIES_STORE_MAX) {
+    fold = found == 0 ? must_fold(conn, key, kind) : 0;
+    if (fold < 0)
+        found = -1;
+    if (fold > 0) {
         key[3] = "other";
+        key[5] = "";
         free(row->outcomes);
         found = row_load(conn, key, row);
     }
@@ -387,13 +443,14 @@ int series_store_apply(PGconn *conn, const char *sid, const char *exec,
 static struct cluster_series *find_or_add(struct cluster_series *all,
                                           size_t *n, int kind,
                                           const char *name,
-                                          const char *protocol)
+                                          const char *protocol,
+                                          const char *tags)
 {
     struct cluster_series *s;
 
     for (size_t i = 0; i < *n; i++) {
         if (all[i].kind == kind && !strcmp(all[i].name, name) &&
-            !strcmp(all[i].protocol, protocol))
+            !strcmp(all[i].protocol, protocol) && !strcmp(all[i].tags, tags))
             return &all[i];
     }
     s = &all[(*n)++];
@@ -401,6 +458,7 @@ static struct cluster_series *find_or_add(struct cluster_series *all,
     s->kind = kind;
     snprintf(s->name, sizeof(s->name), "%s", name);
     snprintf(s->protocol, sizeof(s->protocol), "%s", protocol);
+    snprintf(s->tags, sizeof(s->tags), "%s", tags);
     s->hist = malloc(sizeof(*s->hist));
     s->hist2 = malloc(sizeof(*s->hist2));
     if (!s->hist || !s->hist2)
@@ -454,8 +512,9 @@ int series_store_load(PGconn *conn, int64_t scenario_id,
     *n = 0;
     snprintf(sid, sizeof(sid), "%lld", (long long)scenario_id);
     res = pgstore_query(conn,
-        "SELECT kind, name, protocol, " SERIES_COLS " FROM scenario_series"
-        " WHERE scenario_id = $1 ORDER BY kind, name, protocol", 1, params);
+        "SELECT kind, name, protocol, " SERIES_COLS ", tags"
+        " FROM scenario_series WHERE scenario_id = $1"
+        " ORDER BY kind, name, protocol, tags", 1, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         PQclear(res);
         return J4_ERR_UNAVAILABLE;
@@ -472,7 +531,7 @@ int series_store_load(PGconn *conn, int64_t scenario_id,
         if (kind < 0)
             continue;
         s = find_or_add(*out, n, kind, PQgetvalue(res, r, 1),
-                        PQgetvalue(res, r, 2));
+                        PQgetvalue(res, r, 2), PQgetvalue(res, r, 12));
         row_into(s, res, r, scratch);
     }
     free(scratch);
@@ -495,6 +554,7 @@ void series_store_prom(const struct cluster_series *s, struct prom_series *p)
     p->kind = s->kind;
     p->name = s->name;
     p->protocol = s->protocol;
+    p->tags = s->tags;
     memcpy(p->outcomes, s->outcomes, sizeof(p->outcomes));
     p->count = s->count;
     p->failed = s->failed;

@@ -5,8 +5,17 @@
  * row per scenario, executor and series) and its totals into the row of
  * scenario_phase_metrics for the phase the report's interval falls in.
  * Readers (reports, /metrics, thresholds) merge the rows of a scenario
- * into one struct cluster_series per (kind, name, protocol): histograms
- * bucket by bucket, counters by addition, so cluster figures are exact.
+ * into one struct cluster_series per (kind, name, protocol, tags):
+ * histograms bucket by bucket, counters by addition, so cluster figures
+ * are exact.
+ *
+ * Bounds: besides SERIES_STORE_MAX rows per (scenario, executor), a
+ * scenario holds at most SERIES_STORE_GROUP_MAX distinct series per
+ * group (requests; team metrics; checks; streams) over all executors,
+ * tagged variants counted one by one. A series first seen when its group
+ * is full is added into its executor's untagged "other" row of the same
+ * kind and protocol, so totals stay exact. The leader applies reports
+ * one transaction at a time, which is what makes the count hold.
  */
 #ifndef J4_DIST_SERIES_STORE_H
 #define J4_DIST_SERIES_STORE_H
@@ -22,11 +31,17 @@
 /* Distinct series one (scenario, executor) may hold; more fold into
  * "other". The executor bounds them too (executor/series.h). */
 #define SERIES_STORE_MAX 300
+/* Distinct series per group and scenario, cluster-wide ("other" aside);
+ * the same bound as the executor's (executor/series.h). */
+#define SERIES_STORE_GROUP_MAX 64
+/* Canonical tag text "k1=v1,k2=v2" (common/prom.h). */
+#define SERIES_STORE_TAGS_LEN 799
 
 struct cluster_series {
     int kind;                   /* enum prom_kind */
     char name[65];
     char protocol[16];
+    char tags[SERIES_STORE_TAGS_LEN + 1]; /* "" for none */
     uint64_t outcomes[J4_OUTCOME_COUNT_];
     uint64_t count, failed, opened, resets, reconnects;
     int64_t gauge;

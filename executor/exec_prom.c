@@ -110,6 +110,7 @@ static void series_view(struct prom_series *out, const struct series_delta *d)
     out->kind = d->key.kind; /* enum series_kind has prom_kind's values */
     out->name = d->key.name;
     out->protocol = series_protocol_name(d->key.protocol);
+    out->tags = d->key.tags;
     memcpy(out->outcomes, d->counts, sizeof(out->outcomes));
     out->count = d->key.kind == SERIES_STREAM
                      ? d->counts[SERIES_STREAM_MESSAGES]

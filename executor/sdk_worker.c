@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "prom.h"
 #include "worker.h"
 
 #define ROUTINE_STACK (256 * 1024)
@@ -101,46 +102,109 @@ const struct worker_tag *worker_tags(const struct j4_worker *w,
     return w->tags;
 }
 
-/* Replaces the value of an existing key; J4_ERR_NOTFOUND when absent. */
-static int tag_replace(struct j4_worker *w, const char *key, char *value)
+/* The slot of key in w's tags, or w->ntags when absent. */
+static unsigned tag_slot(const struct j4_worker *w, const char *key)
 {
-    for (unsigned i = 0; i < w->ntags; i++) {
-        if (strcmp(w->tags[i].key, key) == 0) {
-            free(w->tags[i].value);
-            w->tags[i].value = value;
-            return J4_OK;
+    unsigned i = 0;
+
+    while (i < w->ntags && strcmp(w->tags[i].key, key) != 0)
+        i++;
+    return i;
+}
+
+/* Writes the canonical text of w's tags with tags[slot] set to (key,
+ * value): "k1=v1,k2=v2" sorted by key. Call under w->tags_lock. */
+static int tags_canonical(const struct j4_worker *w, unsigned slot,
+                          const char *key, const char *value, char *out,
+                          size_t size)
+{
+    const char *keys[J4_TAGS_MAX + 1], *values[J4_TAGS_MAX + 1];
+    unsigned n = w->ntags > slot ? w->ntags : slot + 1;
+    size_t len = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        const char *k = i == slot ? key : w->tags[i].key;
+        const char *v = i == slot ? value : w->tags[i].value;
+        unsigned j = i;
+
+        for (; j > 0 && strcmp(keys[j - 1], k) > 0; j--) {
+            keys[j] = keys[j - 1];
+            values[j] = values[j - 1];
         }
+        keys[j] = k;
+        values[j] = v;
     }
-    return J4_ERR_NOTFOUND;
+    out[0] = '\0';
+    for (unsigned i = 0; i < n; i++) {
+        int wrote = snprintf(out + len, size - len, "%s%s=%s",
+                             i ? "," : "", keys[i], values[i]);
+
+        if (wrote < 0 || (size_t)wrote >= size - len)
+            return J4_ERR_TOOBIG;
+        len += (size_t)wrote;
+    }
+    return J4_OK;
+}
+
+/* Makes the tag set with tags[slot] = (key, value) the one the worker's
+ * samples carry from now on. Call under w->tags_lock. */
+static int tags_publish(struct j4_worker *w, unsigned slot, const char *key,
+                        const char *value)
+{
+    char text[SERIES_TAGS_LEN + 1];
+    int id;
+
+    if (tags_canonical(w, slot, key, value, text, sizeof(text)) != J4_OK)
+        return J4_ERR_TOOBIG;
+    if (!w->stats.names)
+        return J4_OK; /* not recording series (no run) */
+    id = series_tagset_intern(w->stats.names, text);
+    if (id < 0)
+        return id;
+    atomic_store_explicit(&w->stats.tags_id, (uint32_t)id,
+                          memory_order_relaxed);
+    return J4_OK;
+}
+
+/* Stores (key, value) in slot, which is free or holds key. Call under
+ * w->tags_lock. */
+static int tag_store(struct j4_worker *w, unsigned slot, const char *key,
+                     const char *value)
+{
+    char *v = strdup(value);
+    char *k = slot == w->ntags ? strdup(key) : NULL;
+
+    if (!v || (slot == w->ntags && !k)) {
+        free(v);
+        free(k);
+        return J4_ERR_NOMEM;
+    }
+    if (slot == w->ntags) {
+        w->tags[slot].key = k;
+        w->ntags++;
+    } else {
+        free(w->tags[slot].value);
+    }
+    w->tags[slot].value = v;
+    return J4_OK;
 }
 
 J4_EXPORT int j4_tag(j4_worker_t *w, const char *key, const char *value)
 {
-    char *k, *v;
-    int rc = J4_OK;
+    unsigned slot;
+    int rc;
 
-    if (!w || !key || !*key || !value)
+    if (!w || !prom_tag_key_ok(key) || !prom_tag_value_ok(value))
         return J4_ERR_INVALID;
-    v = strdup(value);
-    if (!v)
-        return J4_ERR_NOMEM;
     pthread_mutex_lock(&w->tags_lock);
-    if (tag_replace(w, key, v) == J4_OK)
-        goto out_unlock;
-    if (w->ntags == J4_TAGS_MAX) {
-        rc = J4_ERR_TOOBIG;
-        free(v);
-        goto out_unlock;
-    }
-    k = strdup(key);
-    if (!k) {
-        rc = J4_ERR_NOMEM;
-        free(v);
-        goto out_unlock;
-    }
-    w->tags[w->ntags].key = k;
-    w->tags[w->ntags].value = v;
-    w->ntags++;
+    slot = tag_slot(w, key);
+    rc = slot == J4_TAGS_MAX ? J4_ERR_TOOBIG : J4_OK;
+    if (rc == J4_OK && slot < w->ntags && !strcmp(w->tags[slot].value, value))
+        goto out_unlock; /* unchanged */
+    if (rc == J4_OK)
+        rc = tags_publish(w, slot, key, value);
+    if (rc == J4_OK)
+        rc = tag_store(w, slot, key, value);
 out_unlock:
     pthread_mutex_unlock(&w->tags_lock);
     return rc;

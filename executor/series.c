@@ -69,8 +69,34 @@ static unsigned group_of(enum series_kind kind)
     }
 }
 
+/* Endings Prometheus gives meaning to, and type words its linter
+ * refuses in names: a team metric named so could collide with the
+ * families J4 derives from another one ("x" as a histogram makes
+ * j4_team_x_seconds_count) and break every scrape. */
+static int team_name_reserved(const char *name, size_t len)
+{
+    static const char *const endings[] = {
+        "_total", "_seconds", "_count", "_sum", "_bucket", "_created",
+        "_info"};
+    static const char *const words[] = {"counter", "gauge", "histogram",
+                                        "summary"};
+
+    for (size_t i = 0; i < sizeof(endings) / sizeof(endings[0]); i++) {
+        size_t n = strlen(endings[i]);
+
+        if (len >= n && memcmp(name + len - n, endings[i], n) == 0)
+            return 1;
+    }
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strstr(name, words[i]))
+            return 1;
+    }
+    return 0;
+}
+
 /* A name is 1-64 printable ASCII characters; anything else is "other".
- * Team metric names are further [a-z0-9_] (they become metric names). */
+ * Team metric names are further [a-z0-9_] (they become metric names)
+ * and not reserved (team_name_reserved). */
 static int name_ok(enum series_kind kind, const char *name)
 {
     size_t len = name ? strnlen(name, SERIES_NAME_MAX + 1) : 0;
@@ -87,7 +113,7 @@ static int name_ok(enum series_kind kind, const char *name)
                       c == '_'))
             return 0;
     }
-    return 1;
+    return !team || !team_name_reserved(name, len);
 }
 
 struct series_names *series_names_new(void)
@@ -105,14 +131,46 @@ void series_names_free(struct series_names *names)
         return;
     for (uint32_t i = 0; i < atomic_load(&names->count); i++)
         free(names->keys[i]);
+    for (uint32_t i = 0; i < names->ntagsets; i++)
+        free(names->tagsets[i]);
     pthread_mutex_destroy(&names->lock);
     free(names);
 }
 
+int series_tagset_intern(struct series_names *names, const char *tags)
+{
+    int id = J4_ERR_TOOBIG;
+
+    if (!tags || !*tags)
+        return 0;
+    if (strlen(tags) > SERIES_TAGS_LEN)
+        return J4_ERR_TOOBIG;
+    pthread_mutex_lock(&names->lock);
+    for (uint32_t i = 0; i < names->ntagsets; i++) {
+        if (!strcmp(names->tagsets[i], tags)) {
+            id = (int)i + 1;
+            goto out_unlock;
+        }
+    }
+    if (names->ntagsets < SERIES_TAGSETS_MAX) {
+        char *copy = strdup(tags);
+
+        id = J4_ERR_NOMEM;
+        if (copy) {
+            names->tagsets[names->ntagsets++] = copy;
+            id = (int)names->ntagsets;
+        }
+    }
+out_unlock:
+    pthread_mutex_unlock(&names->lock);
+    return id;
+}
+
+/* Call only while holding names->lock. */
 static const struct series_key *find_key(struct series_names *names,
                                          enum series_kind kind,
                                          enum series_protocol protocol,
-                                         const char *name)
+                                         const char *name, uint32_t tags_id)
 {
     uint32_t n = atomic_load(&names->count);
 
@@ -120,7 +178,7 @@ static const struct series_key *find_key(struct series_names *names,
         const struct series_key *k = names->keys[i];
 
         if (k->kind == kind && k->protocol == protocol &&
-            !strcmp(k->name, name))
+            k->tags_id == tags_id && !strcmp(k->name, name))
             return k;
     }
     return NULL;
@@ -129,7 +187,7 @@ static const struct series_key *find_key(struct series_names *names,
 static const struct series_key *add_key(struct series_names *names,
                                         enum series_kind kind,
                                         enum series_protocol protocol,
-                                        const char *name)
+                                        const char *name, uint32_t tags_id)
 {
     uint32_t n = atomic_load(&names->count);
     struct series_key *k;
@@ -143,16 +201,21 @@ static const struct series_key *add_key(struct series_names *names,
     k->kind = (uint8_t)kind;
     k->protocol = (uint8_t)protocol;
     snprintf(k->name, sizeof(k->name), "%s", name);
+    if (tags_id > 0 && tags_id <= names->ntagsets) {
+        k->tags_id = (uint16_t)tags_id;
+        snprintf(k->tags, sizeof(k->tags), "%s", names->tagsets[tags_id - 1]);
+    }
     names->keys[n] = k;
     atomic_store(&names->count, n + 1);
     return k;
 }
 
-/* The interned key, or the group's "other" once the group is full. */
+/* The interned key, or the group's untagged "other" once the group is
+ * full. Every tagged variant but "other" counts against the bound. */
 static const struct series_key *intern(struct series_names *names,
                                        enum series_kind kind,
                                        enum series_protocol protocol,
-                                       const char *name)
+                                       const char *name, uint32_t tags_id)
 {
     unsigned group = group_of(kind);
     const struct series_key *k;
@@ -160,14 +223,17 @@ static const struct series_key *intern(struct series_names *names,
     if (!name_ok(kind, name))
         name = "other";
     pthread_mutex_lock(&names->lock);
-    k = find_key(names, kind, protocol, name);
+    if (!strcmp(name, "other"))
+        tags_id = 0;
+    k = find_key(names, kind, protocol, name, tags_id);
     if (!k && strcmp(name, "other") != 0 &&
         names->per_group[group] >= SERIES_GROUP_MAX) {
         name = "other";
-        k = find_key(names, kind, protocol, name);
+        tags_id = 0;
+        k = find_key(names, kind, protocol, name, tags_id);
     }
     if (!k) {
-        k = add_key(names, kind, protocol, name);
+        k = add_key(names, kind, protocol, name, tags_id);
         if (k && strcmp(name, "other") != 0)
             __atomic_store_n(&names->per_group[group],
                              names->per_group[group] + 1, __ATOMIC_RELAXED);
@@ -198,7 +264,7 @@ void worker_series_table_release(struct worker_series_table *t)
 static struct worker_series *table_find(struct worker_series_table *t,
                                         enum series_kind kind,
                                         enum series_protocol protocol,
-                                        const char *name)
+                                        const char *name, uint32_t tags_id)
 {
     uint32_t n = atomic_load_explicit(&t->count, memory_order_acquire);
 
@@ -206,7 +272,7 @@ static struct worker_series *table_find(struct worker_series_table *t,
         const struct series_key *k = t->items[i]->key;
 
         if (k->kind == kind && k->protocol == protocol &&
-            !strcmp(k->name, name))
+            k->tags_id == tags_id && !strcmp(k->name, name))
             return t->items[i];
     }
     return NULL;
@@ -251,7 +317,7 @@ static struct worker_series *table_add(struct worker_series_table *t,
     uint32_t n;
 
     pthread_mutex_lock(&t->lock);
-    s = table_find(t, key->kind, key->protocol, key->name);
+    s = table_find(t, key->kind, key->protocol, key->name, key->tags_id);
     n = atomic_load(&t->count);
     if (!s && n < SERIES_RUN_MAX && (s = series_new(key)) != NULL) {
         t->items[n] = s;
@@ -266,28 +332,31 @@ struct worker_series *worker_series_get(struct worker_series_table *t,
                                         struct series_names *names,
                                         enum series_kind kind,
                                         enum series_protocol protocol,
-                                        const char *name)
+                                        const char *name, uint32_t tags_id)
 {
     struct worker_series *s;
     const struct series_key *key;
 
-    if (!name_ok(kind, name))
+    if (!name_ok(kind, name) || !strcmp(name, "other")) {
         name = "other";
-    s = table_find(t, kind, protocol, name);
+        tags_id = 0;
+    }
+    s = table_find(t, kind, protocol, name, tags_id);
     if (s || !names)
         return s;
     /* A full group folds new names into "other" without the lock, so a
      * name with ids in it costs a scan, never a lock per sample. */
     if (LOAD(&names->per_group[group_of(kind)]) >= SERIES_GROUP_MAX) {
         name = "other";
-        s = table_find(t, kind, protocol, name);
+        tags_id = 0;
+        s = table_find(t, kind, protocol, name, tags_id);
         if (s)
             return s;
     }
-    key = intern(names, kind, protocol, name);
+    key = intern(names, kind, protocol, name, tags_id);
     if (!key)
         return NULL;
-    s = table_find(t, key->kind, key->protocol, key->name);
+    s = table_find(t, key->kind, key->protocol, key->name, key->tags_id);
     return s ? s : table_add(t, names, key);
 }
 
@@ -357,7 +426,7 @@ int series_set_empty(const struct series_set *set)
 static int same_key(const struct series_key *a, const struct series_key *b)
 {
     return a->kind == b->kind && a->protocol == b->protocol &&
-           !strcmp(a->name, b->name);
+           !strcmp(a->name, b->name) && !strcmp(a->tags, b->tags);
 }
 
 static struct series_delta *delta_new(const struct series_key *key)

@@ -1,13 +1,19 @@
 /*
  * series.h - named series: what a worker measured, per request name.
  *
- * A series is keyed by (kind, name, protocol). Kinds are the requests a
+ * A series is keyed by (kind, name, protocol, tags). Kinds are the requests a
  * worker made (by request name and protocol), the team metrics of
  * include/j4.h (histogram, counter, gauge), checks, and streams. Names are
  * interned once per run in a struct series_names, bounded to
  * SERIES_GROUP_MAX names per group (requests, team metrics, checks,
  * streams); a name past the bound folds into "other", so a request name
  * built from a URL with ids in it cannot grow the label set.
+ *
+ * Tags (j4_tag) are part of the key: a worker's tag set is kept as one
+ * canonical text "k1=v1,k2=v2" sorted by key, interned per run in the
+ * same struct series_names (SERIES_TAGSETS_MAX sets), and the worker
+ * holds its set's small id. Each tagged variant of a name counts
+ * against the group bound; what folds into "other" loses its tags.
  *
  * Recording: each worker holds a small table of its own series, found by
  * name with a linear scan (a worker uses few names). The first sample of
@@ -32,6 +38,8 @@
 #define SERIES_NAME_MAX 64
 #define SERIES_GROUP_MAX 64     /* names per group and run, "other" aside */
 #define SERIES_RUN_MAX (4 * (SERIES_GROUP_MAX + 1))
+#define SERIES_TAGS_LEN 799     /* canonical tag text, J4_TAGS_MAX tags */
+#define SERIES_TAGSETS_MAX 256  /* distinct tag sets per run, none aside */
 
 enum series_kind {
     SERIES_REQUEST = 0,     /* counts by outcome, latency histogram */
@@ -66,7 +74,9 @@ struct series_key {
     uint16_t id;                /* index in the run's table */
     uint8_t kind;
     uint8_t protocol;
+    uint16_t tags_id;           /* the run's tag set; 0: no tags */
     char name[SERIES_NAME_MAX + 1];
+    char tags[SERIES_TAGS_LEN + 1]; /* canonical text, "" for none */
 };
 
 /* The run's intern table. Keys never move once published. */
@@ -75,6 +85,8 @@ struct series_names {
     _Atomic uint32_t count;
     uint32_t per_group[4];
     struct series_key *keys[SERIES_RUN_MAX];
+    uint32_t ntagsets;          /* under lock; id i + 1 is tagsets[i] */
+    char *tagsets[SERIES_TAGSETS_MAX];
 };
 
 /* One series of one worker: written by the worker, drained by control. */
@@ -120,13 +132,19 @@ void series_names_free(struct series_names *names);
 void worker_series_table_init(struct worker_series_table *t);
 void worker_series_table_release(struct worker_series_table *t);
 
-/* The worker's series for (kind, protocol, name), created on first use;
- * NULL only when out of memory. name NULL or invalid means "other". */
+/* The id of the canonical tag text tags in names ("" is 0), interned on
+ * first use. Returns the id, or J4_ERR_TOOBIG once SERIES_TAGSETS_MAX
+ * sets exist (or tags is too long), J4_ERR_NOMEM. Any thread. */
+int series_tagset_intern(struct series_names *names, const char *tags);
+
+/* The worker's series for (kind, protocol, name, tag set tags_id),
+ * created on first use; NULL only when out of memory. name NULL or
+ * invalid means "other". */
 struct worker_series *worker_series_get(struct worker_series_table *t,
                                         struct series_names *names,
                                         enum series_kind kind,
                                         enum series_protocol protocol,
-                                        const char *name);
+                                        const char *name, uint32_t tags_id);
 
 /* Histogram recording safe against other writers of the same series. */
 void series_hist_record(struct hist *h, uint64_t value);
@@ -140,7 +158,7 @@ int series_set_empty(const struct series_set *set);
 /* The delta for key in set, allocated on first use; NULL on no memory. */
 struct series_delta *series_set_get(struct series_set *set,
                                     const struct series_key *key);
-/* dst += src. Keys are matched by (kind, protocol, name). */
+/* dst += src. Keys are matched by (kind, protocol, name, tags). */
 void series_set_merge(struct series_set *dst, const struct series_set *src);
 
 #endif

@@ -76,6 +76,8 @@ static int series_fill(J4__Series *s, const struct series_delta *d)
     s->kind = (char *)series_kind_name(d->key.kind);
     s->name = (char *)d->key.name;
     s->protocol = (char *)series_protocol_name(d->key.protocol);
+    if (d->key.tags[0])
+        s->tags = (char *)d->key.tags;
     s->histogram = hist_wire(d->hist);
     s->lifetime = hist_wire(d->hist2);
     switch (d->key.kind) {

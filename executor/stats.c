@@ -10,6 +10,12 @@
 
 #include "stats.h"
 
+/* The worker's current tag set (j4_tag may change it from a routine). */
+static uint32_t tags_of(struct worker_stats *s)
+{
+    return atomic_load_explicit(&s->tags_id, memory_order_relaxed);
+}
+
 void worker_stats_init(struct worker_stats *s)
 {
     for (int i = 0; i < J4_OUTCOME_COUNT_; i++)
@@ -19,6 +25,7 @@ void worker_stats_init(struct worker_stats *s)
     hist_init(&s->latency);
     s->names = NULL;
     worker_series_table_init(&s->series);
+    atomic_init(&s->tags_id, 0);
 }
 
 void worker_stats_record(struct worker_stats *s, j4_outcome outcome,
@@ -41,7 +48,7 @@ void worker_stats_record_named(struct worker_stats *s, int protocol,
     atomic_fetch_add_explicit(&s->outcomes[outcome], 1, memory_order_relaxed);
     series_hist_record(&s->latency, latency_us);
     ws = worker_series_get(&s->series, s->names, SERIES_REQUEST,
-                           (enum series_protocol)protocol, name);
+                           (enum series_protocol)protocol, name, tags_of(s));
     if (!ws)
         return;
     atomic_fetch_add_explicit(&ws->counts[outcome], 1, memory_order_relaxed);
@@ -52,7 +59,7 @@ static struct worker_series *team(struct worker_stats *s,
                                   enum series_kind kind, const char *name)
 {
     return worker_series_get(&s->series, s->names, kind, SERIES_CUSTOM,
-                             name);
+                             name, tags_of(s));
 }
 
 void stats_team_observe(struct worker_stats *s, const char *name,
@@ -98,7 +105,8 @@ static struct worker_series *stream(struct worker_stats *s, int protocol,
     if ((unsigned)protocol >= SERIES_PROTOCOL_COUNT_)
         protocol = SERIES_CUSTOM;
     return worker_series_get(&s->series, s->names, SERIES_STREAM,
-                             (enum series_protocol)protocol, name);
+                             (enum series_protocol)protocol, name,
+                             tags_of(s));
 }
 
 static void stream_add(struct worker_stats *s, int protocol,

@@ -45,6 +45,7 @@ struct worker_stats {
     struct hist latency;
     struct series_names *names;         /* the run's, not owned */
     struct worker_series_table series;  /* init/release: the runtime */
+    _Atomic uint32_t tags_id;   /* j4_tag's set in names; 0: none */
 };
 
 /* Plain counters, owned by one thread (the control thread). */

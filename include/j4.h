@@ -216,7 +216,11 @@ J4_EXPORT double j4_random_double(j4_worker_t *w);
 
 /* Adds a tag that every sample this worker records from now on carries
  * (for example "region" = "eu"). At most J4_TAGS_MAX per worker; key and
- * value are copied. Tags become labels, so keep their values few. */
+ * value are copied. Tags become labels, so keep their values few. A key
+ * is a label name ([a-zA-Z_][a-zA-Z0-9_]*, at most 32 characters) other
+ * than J4's own labels (scenario, name, protocol, outcome, executor, le,
+ * check, result, scenario_name, state); a value is 1-64 printable ASCII
+ * characters but ','. Else J4_ERR_INVALID. */
 #define J4_TAGS_MAX 8
 J4_EXPORT int j4_tag(j4_worker_t *w, const char *key, const char *value);
 
@@ -236,8 +240,12 @@ J4_EXPORT void *j4_shared(const j4_worker_t *w);
 /* ----------------------------------------------------- team metrics */
 
 /* A team's own metrics, recorded beside the built-in ones and shown in
- * reports and on /metrics as j4_team_<name>. Names are [a-z0-9_]{1,64};
- * at most 64 distinct names per scenario. */
+ * reports and on /metrics as j4_team_<name> (histograms in seconds as
+ * j4_team_<name>_seconds, counters as j4_team_<name>_total). Names are
+ * [a-z0-9_]{1,64}, do not end in _total, _seconds, _count, _sum, _bucket,
+ * _created or _info and hold none of the words counter, gauge, histogram,
+ * summary; at most 64 distinct names per scenario. Any other name is
+ * recorded under "other". */
 J4_EXPORT void j4_metric_observe(j4_worker_t *w, const char *name,
                                  uint64_t value_us);  /* histogram, us */
 J4_EXPORT void j4_metric_count(j4_worker_t *w, const char *name,

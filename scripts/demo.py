@@ -4,14 +4,19 @@ Starts a loopback cluster with tests/integration/j4harness.py (nats-server,
 PostgreSQL, nginx, two distributors, two executors), submits
 deploy/examples/homepage.json with its URL pointed at the local nginx,
 shows progress once a second (one updating line on a terminal, plain lines
-otherwise), and prints a final report. The harness removes everything on
-exit, on Ctrl-C and on failure. Exits 0 only when the scenario finished.
+otherwise), and prints a final report. Then it starts the demo chat
+service (tests/targets/chat-service), plays deploy/examples/chat.json with
+its addresses pointed at that service, and reports again, adding the team
+metrics, checks and streams from GET /scenarios/{id}/report. The harness
+removes everything on exit, on Ctrl-C and on failure. Exits 0 only when
+both scenarios finished.
 
     /usr/bin/python3 scripts/demo.py BUILD_DIR
 """
 
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -21,6 +26,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import j4harness as h  # noqa: E402
 
 EXAMPLE = os.path.join(ROOT, "deploy", "examples", "homepage.json")
+CHAT_EXAMPLE = os.path.join(ROOT, "deploy", "examples", "chat.json")
 
 
 def fmt_ms(v):
@@ -69,8 +75,9 @@ def watch(c, sid, timeout):
     return s, time.monotonic() - t0
 
 
-def report(c, s, elapsed):
-    """The final report, from the scenario document and nginx's log."""
+def report(c, s, elapsed, nginx=True):
+    """The final report, from the scenario document and, when nginx was
+    the target, its log."""
     m = s.get("metrics") or {}
     lat = m.get("latency_ms") or {}
     outcomes = m.get("outcomes") or {}
@@ -82,8 +89,9 @@ def report(c, s, elapsed):
     print("started      %s" % s.get("started_at"))
     print("ended        %s" % s.get("ended_at"))
     print("watched for  %.1f s" % elapsed)
-    print("requests     %s (nginx served %d)" % (m.get("requests"),
-                                                 c.nginx_requests()))
+    print("requests     %s%s" % (m.get("requests"),
+                                 " (nginx served %d)" % c.nginx_requests()
+                                 if nginx else ""))
     print("errors       %s (rate %s)" % (m.get("errors"),
                                          m.get("error_rate")))
     print("by kind      %s" % (json.dumps(errors, sort_keys=True)
@@ -102,6 +110,68 @@ def report(c, s, elapsed):
                                                 e.get("slots"), extra))
 
 
+def report_extras(c, sid):
+    """Team metrics, checks and streams from the scenario's report."""
+    status, _, r = c.api("GET", "/scenarios/%s/report" % sid)
+    if status != 200 or not isinstance(r, dict):
+        h.log("cannot read the report of scenario %s: %s" % (sid, status))
+        return
+    for t in r.get("team") or []:
+        if t.get("kind") == "histogram":
+            v = t.get("value_ms") or {}
+            print("team         %s: %s observations  %s" % (
+                t.get("name"), t.get("count"), "  ".join(
+                    "%s %s" % (k, fmt_ms(v.get(k)))
+                    for k in ("p50", "p95", "p99", "max"))))
+        else:
+            print("team         %s (%s): %s" % (
+                t.get("name"), t.get("kind"),
+                t.get("count", t.get("value"))))
+    for k in r.get("checks") or []:
+        print("check        %s: %s passed, %s failed" % (
+            k.get("name"), k.get("passed"), k.get("failed")))
+    for st in r.get("streams") or []:
+        first = st.get("first_message_ms") or {}
+        print("stream       %s %s: %s opened, %s messages, %s resets, "
+              "%s reconnects, first message p95 %s" % (
+                  st.get("protocol"), st.get("name"), st.get("opened"),
+                  st.get("messages"), st.get("resets"),
+                  st.get("reconnects"), fmt_ms(first.get("p95"))))
+    if not (r.get("team") or r.get("checks") or r.get("streams")):
+        print("team         none reported")
+
+
+def play(c, path, doc, nginx=True):
+    """Submits doc, watches it and reports; returns the final document
+    and the scenario id."""
+    sid = c.submit(doc)
+    h.log("submitted %s as scenario %s: %s"
+          % (os.path.relpath(path, ROOT), sid, json.dumps(doc)))
+    s, elapsed = watch(c, sid, timeout=90)
+    if s is None:
+        h.log("lost the scenario")
+        return None, sid
+    report(c, s, elapsed, nginx)
+    return s, sid
+
+
+def play_chat(c):
+    """The second part: the chat scenario against the demo chat service."""
+    with open(CHAT_EXAMPLE) as f:
+        doc = json.load(f)
+    h.log("starting the demo chat service (may install its npm packages)")
+    svc = c.start_chat_service(admin=False)
+    doc["params"]["http_url"] = svc.http_url
+    doc["params"]["grpc_target"] = svc.grpc_target
+    h.log("chat service up: REST %s, gRPC %s"
+          % (svc.http_url, svc.grpc_target))
+    s, sid = play(c, CHAT_EXAMPLE, doc, nginx=False)
+    if s is None:
+        return None
+    report_extras(c, sid)
+    return s
+
+
 def run(build):
     os.environ["J4_BUILD_DIR"] = build
     with open(EXAMPLE) as f:
@@ -112,16 +182,12 @@ def run(build):
         h.log("cluster up: nats %s, nginx %s, leader %s, distributors %s"
               % (c.nats_url, c.target_url, leader.name,
                  ", ".join(d.url for d in c.distributors)))
-        sid = c.submit(doc)
-        h.log("submitted %s as scenario %s: %s"
-              % (os.path.relpath(EXAMPLE, ROOT), sid, json.dumps(doc)))
-        s, elapsed = watch(c, sid, timeout=120)
-        if s is None:
-            h.log("lost the scenario")
+        s, _ = play(c, EXAMPLE, doc)
+        if s is None or s.get("state") != "finished":
             c.dump_logs()
             return 1
-        report(c, s, elapsed)
-        if s.get("state") != "finished":
+        s = play_chat(c)
+        if s is None or s.get("state") != "finished":
             c.dump_logs()
             return 1
         return 0
@@ -136,7 +202,7 @@ def main():
     except KeyboardInterrupt:
         sys.stdout.write("\ninterrupted; everything was stopped\n")
         return 130
-    except h.HarnessError as e:
+    except (h.HarnessError, subprocess.SubprocessError) as e:
         sys.stderr.write("demo: %s\n" % e)
         return 1
 

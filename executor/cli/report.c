@@ -4,7 +4,8 @@
  * JSON comes through the shared client; JUnit and CSV are not JSON, so
  * they are fetched with a libcurl handle of their own and printed as
  * they came. The text format is a summary for people built from the
- * JSON report.
+ * JSON report: totals, phases, requests, errors, checks, team metrics,
+ * streams and thresholds, one line each.
  */
 #include "report.h"
 
@@ -17,7 +18,7 @@ static size_t to_file(char *data, size_t size, size_t n, void *arg)
     return fwrite(data, size, n, (FILE *)arg) * size;
 }
 
-/* GET path printed raw to out; returns 0 or 3. */
+/* GET path printed raw to out; returns 0, 3 (no answer) or 4 (refused). */
 static int print_raw(struct client *c, const char *path, FILE *out)
 {
     CURL *curl = curl_easy_init();
@@ -46,7 +47,7 @@ static int print_raw(struct client *c, const char *path, FILE *out)
     if (rc != CURLE_OK || status != 200) {
         fprintf(stderr, "j4: GET %s: %s\n", path,
                 rc != CURLE_OK ? curl_easy_strerror(rc) : "refused");
-        return 3;
+        return rc != CURLE_OK ? 3 : 4;
     }
     return 0;
 }
@@ -93,6 +94,34 @@ static void print_block(FILE *out, const char *label, json_t *b)
             num(lat, "p95"), num(lat, "p99"), num(lat, "max"));
 }
 
+/* One team metric: a histogram's percentiles, a counter's or gauge's
+ * value. */
+static void print_team(FILE *out, json_t *t)
+{
+    json_t *v = json_object_get(t, "value_ms");
+
+    if (!strcmp(str(t, "kind"), "histogram"))
+        fprintf(out, "  team %-17s %9.0f obs  p50 %.2f  p95 %.2f  p99 %.2f"
+                "  max %.2f ms\n", str(t, "name"), num(t, "count"),
+                num(v, "p50"), num(v, "p95"), num(v, "p99"), num(v, "max"));
+    else
+        fprintf(out, "  team %-17s %9.0f (%s)\n", str(t, "name"),
+                num(t, !strcmp(str(t, "kind"), "gauge") ? "value" : "count"),
+                str(t, "kind"));
+}
+
+static void print_stream(FILE *out, json_t *s)
+{
+    json_t *first = json_object_get(s, "first_message_ms");
+    json_t *life = json_object_get(s, "lifetime_ms");
+
+    fprintf(out, "  stream %s %-10s %4.0f opened %7.0f msg %4.0f resets "
+            "%4.0f reconnects  first msg p95 %.2f ms  lifetime p95 %.2f ms\n",
+            str(s, "protocol"), str(s, "name"), num(s, "opened"),
+            num(s, "messages"), num(s, "resets"), num(s, "reconnects"),
+            num(first, "p95"), num(life, "p95"));
+}
+
 static void print_text(json_t *r, FILE *out)
 {
     const char *key;
@@ -124,6 +153,10 @@ static void print_text(json_t *r, FILE *out)
     json_array_foreach(json_object_get(r, "checks"), i, v)
         fprintf(out, "  check %-16s %.0f passed, %.0f failed\n",
                 str(v, "name"), num(v, "passed"), num(v, "failed"));
+    json_array_foreach(json_object_get(r, "team"), i, v)
+        print_team(out, v);
+    json_array_foreach(json_object_get(r, "streams"), i, v)
+        print_stream(out, v);
     json_array_foreach(json_object_get(r, "thresholds"), i, v)
         fprintf(out, "  threshold %s: %s  %s (%s)\n", str(v, "metric"),
                 str(v, "threshold"),

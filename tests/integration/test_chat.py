@@ -5,13 +5,17 @@ One distributor, two executors and the chat service. Four chat workers
 routine and a reader routine, a gRPC Send every iteration) run for a few
 seconds. Checks: the scenario finishes with requests and no failed
 requests, the split is 2/2, the service saw the sends and delivered the
-events, and the delivery latency team metric is reported (in the
-scenario document or on the distributor's and executors' /metrics).
+events, the delivery latency team metric is reported (in the scenario
+document or on the distributor's and executors' /metrics), and
+`j4 report` text and the CSV report show it and the gRPC stream.
 """
 
+import csv
+import io
 import json
 import os
 import re
+import subprocess
 import sys
 
 sys.dont_write_bytecode = True   # keep the source tree clean
@@ -38,6 +42,38 @@ def scrape(port, path="/metrics"):
     except OSError:
         return ""
     return body if status == 200 and isinstance(body, str) else ""
+
+
+def check_reports(c, sid, failures):
+    """`j4 report` text and the CSV report carry the team metric and the
+    gRPC stream, the CSV as one table of equal rows."""
+    j4 = c._bin("executor", "j4")
+    r = subprocess.run([j4, "--server", c.distributors[0].url, "report",
+                        str(sid)], capture_output=True, text=True,
+                       timeout=20)
+    h.log("j4 report:\n%s" % r.stdout)
+    h.check(r.returncode == 0 and re.search(
+        r"team delivery_latency +[1-9][0-9]* obs +p50 [0-9.]+ +p95 [0-9.]+ "
+        r"+p99 [0-9.]+ +max [0-9.]+ ms", r.stdout),
+        "no delivery_latency in the text report", failures)
+    h.check(re.search(r"stream grpc session +[1-9]", r.stdout),
+            "no stream in the text report", failures)
+    status, _, text = c.api("GET", "/scenarios/%s/report?format=csv" % sid)
+    rows = list(csv.reader(io.StringIO(text if status == 200 else "")))
+    h.check(rows and rows[0][:14] == [
+        "section", "name", "protocol", "requests", "errors", "error_rate",
+        "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "value",
+        "passed"] and rows[0][14:] == ["kind", "count", "failed", "opened",
+                                       "resets", "reconnects"],
+        "csv header: %r" % (rows[:1],), failures)
+    h.check(rows and all(len(x) == len(rows[0]) for x in rows),
+            "csv rows of unequal length: %r" % rows, failures)
+    team = [x for x in rows if x[:2] == ["team", "delivery_latency"]]
+    h.check(team and team[0][14] == "histogram" and int(team[0][15]) > 0
+            and float(team[0][8]) > 0, "csv team row: %r" % team, failures)
+    stream = [x for x in rows if x[0] == "stream"]
+    h.check(stream and stream[0][1:3] == ["session", "grpc"] and
+            int(stream[0][15]) > 0, "csv stream row: %r" % stream, failures)
 
 
 def main():
@@ -89,6 +125,7 @@ def main():
                 "delivery latency not reported anywhere", failures)
         h.check(execs > 0, "executors observed no delivery latency",
                 failures)
+        check_reports(c, sid, failures)
         return h.finish(failures, c, sampler)
 
 

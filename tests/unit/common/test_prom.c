@@ -147,8 +147,46 @@ static void test_escaping(void)
     prom_buf_release(&b);
 }
 
+/* Tag keys and texts (prom_tag_key_ok, prom_tags_ok) and tags rendered
+ * as extra labels on requests, checks and team metrics. */
+static void test_tags(void)
+{
+    struct prom_series s[3] = {
+        {.kind = PROM_REQUEST, .name = "login", .protocol = "http",
+         .tags = "pool=b \"x\",region=eu"},
+        {.kind = PROM_CHECK, .name = "ok", .protocol = "custom",
+         .tags = "region=eu", .count = 2},
+        {.kind = PROM_TEAM_COUNTER, .name = "carts", .protocol = "custom",
+         .tags = "name=bad", .count = 5},
+    };
+    struct prom_scenario sc = {.id = 3, .series = s, .n_series = 3};
+    struct prom_buf b;
+
+    CHECK(prom_tag_key_ok("region") && prom_tag_key_ok("_a9"));
+    CHECK(!prom_tag_key_ok("name") && !prom_tag_key_ok("le") &&
+          !prom_tag_key_ok("9a") && !prom_tag_key_ok("a-b") &&
+          !prom_tag_key_ok("__x") && !prom_tag_key_ok(""));
+    CHECK(prom_tag_value_ok("eu west=1") && !prom_tag_value_ok("a,b") &&
+          !prom_tag_value_ok(""));
+    CHECK(prom_tags_ok("") && prom_tags_ok("a=1,b=2=3"));
+    CHECK(!prom_tags_ok("b=1,a=2") && !prom_tags_ok("a=1,a=2") &&
+          !prom_tags_ok("a=") && !prom_tags_ok("a") &&
+          !prom_tags_ok("a=1,") && !prom_tags_ok("scenario=1"));
+    s[0].outcomes[J4_OUTCOME_OK] = 4;
+    prom_buf_init(&b);
+    prom_render(&b, &sc, 1);
+    CHECK(strstr(b.data, "j4_requests_total{scenario=\"3\",name=\"login\","
+                         "protocol=\"http\",pool=\"b \\\"x\\\"\","
+                         "region=\"eu\",outcome=\"ok\"} 4") != NULL);
+    CHECK(strstr(b.data, "check=\"ok\",region=\"eu\",result=\"passed\"} 2")
+          != NULL);
+    CHECK(strstr(b.data, "j4_team_carts_total{scenario=\"3\"} 5") != NULL);
+    prom_buf_release(&b);
+}
+
 int main(void)
 {
+    test_tags();
     test_merge();
     test_long_response();
     test_bounds();
