@@ -45,21 +45,6 @@ static void figures_release(struct figures *f)
         spec_release(&f->spec);
 }
 
-static void outcomes_from_text(uint64_t *out, const char *text)
-{
-    json_t *obj = json_loads(text, 0, NULL);
-    const char *kind;
-    json_t *count;
-
-    json_object_foreach(obj, kind, count) {
-        for (int o = 0; o < J4_OUTCOME_COUNT_; o++) {
-            if (!strcmp(kind, j4_outcome_name((j4_outcome)o)))
-                out[o] += (uint64_t)json_integer_value(count);
-        }
-    }
-    json_decref(obj);
-}
-
 static int load_totals(PGconn *conn, const char *sid, struct figures *f)
 {
     const char *params[] = {sid};
@@ -76,7 +61,7 @@ static int load_totals(PGconn *conn, const char *sid, struct figures *f)
     }
     for (int r = 0; r < PQntuples(res); r++) {
         f->requests += strtoull(PQgetvalue(res, r, 0), NULL, 10);
-        outcomes_from_text(f->outcomes, PQgetvalue(res, r, 1));
+        series_store_outcomes_add(f->outcomes, PQgetvalue(res, r, 1));
         if (series_store_hist_column(res, r, 2, row) == J4_OK)
             hist_merge(f->latency, row);
         f->iterations += strtoull(PQgetvalue(res, r, 3), NULL, 10);
@@ -394,7 +379,7 @@ static json_t *phases_json(PGconn *conn, const char *sid)
                     r < PQntuples(res); r++) {
         uint64_t outcomes[J4_OUTCOME_COUNT_] = {0};
 
-        outcomes_from_text(outcomes, PQgetvalue(res, r, 2));
+        series_store_outcomes_add(outcomes, PQgetvalue(res, r, 2));
         if (series_store_hist_column(res, r, 3, h) != J4_OK)
             hist_init(h);
         json_object_set_new(out, PQgetvalue(res, r, 0), block_json(
@@ -419,7 +404,7 @@ static json_t *executors_json(PGconn *conn, const char *sid)
         uint64_t outcomes[J4_OUTCOME_COUNT_] = {0};
         uint64_t requests = strtoull(PQgetvalue(res, r, 1), NULL, 10);
 
-        outcomes_from_text(outcomes, PQgetvalue(res, r, 2));
+        series_store_outcomes_add(outcomes, PQgetvalue(res, r, 2));
         json_array_append_new(out, json_pack("{s:s, s:I, s:I, s:I}",
             "id", PQgetvalue(res, r, 0), "requests", (json_int_t)requests,
             "errors", (json_int_t)(requests - outcomes[J4_OUTCOME_OK]),

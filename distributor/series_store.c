@@ -468,7 +468,7 @@ static struct cluster_series *find_or_add(struct cluster_series *all,
     return s;
 }
 
-static void outcomes_into(uint64_t *out, const char *text)
+void series_store_outcomes_add(uint64_t *out, const char *text)
 {
     json_t *obj = json_loads(text, 0, NULL);
     const char *kind;
@@ -486,7 +486,7 @@ static void outcomes_into(uint64_t *out, const char *text)
 static void row_into(struct cluster_series *s, const PGresult *res, int r,
                      struct hist *scratch)
 {
-    outcomes_into(s->outcomes, PQgetvalue(res, r, 3));
+    series_store_outcomes_add(s->outcomes, PQgetvalue(res, r, 3));
     if (series_store_hist_column(res, r, 4, scratch) == J4_OK)
         hist_merge(s->hist, scratch);
     if (series_store_hist_column(res, r, 5, scratch) == J4_OK)

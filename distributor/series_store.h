@@ -67,6 +67,10 @@ int series_store_load(PGconn *conn, int64_t scenario_id,
 void series_store_free(struct cluster_series *series, size_t n);
 
 /* Decodes a text-format bytea histogram column into *h. */
+/* Adds a stored outcomes object ({"ok": 3, "http_5xx": 1}) into out,
+ * indexed by j4_outcome. Unknown kinds and bad text add nothing. */
+void series_store_outcomes_add(uint64_t *out, const char *text);
+
 int series_store_hist_column(const PGresult *res, int row, int col,
                              struct hist *h);
 

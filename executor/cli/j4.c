@@ -12,8 +12,9 @@
  * Exit codes: 0 success (for --wait and run: the scenario finished), 1
  * the scenario ended otherwise (stopped, failed, short of its target), 2
  * usage, or a document `run` refused, 3 no answer from the distributor,
- * 4 the distributor refused the request (400 naming the field, 404, 409). `submit --wait` and `watch` also exit 1 when a
- * threshold of the scenario failed (its report says which).
+ * 4 the distributor refused the request (400 naming the field, 404, 409).
+ * `submit --wait` and `watch` also exit 1 when a threshold of the
+ * scenario failed (its report says which).
  *
  *   j4 report ID [--format text|json|junit|csv]   a scenario's results
  */
