@@ -184,6 +184,7 @@ static int store(struct fleet *fleet, const J4__Heartbeat *hb, int64_t now)
     e->applied_epoch = hb->applied_epoch;
     e->applied_version = hb->applied_version;
     join_plugins(hb, e->plugins, sizeof(e->plugins));
+    e->leaving = hb->leaving;
     e->heartbeats++;
     return 1;
 }

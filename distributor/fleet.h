@@ -46,6 +46,7 @@ struct fleet_exec {
     struct fleet_status *status;
     size_t n_status;
     char plugins[FLEET_PLUGINS_MAX]; /* ",http,chat,": what it offers */
+    int leaving;                /* its last heartbeat: it shut down */
 };
 
 /* Non-zero when the heartbeat's plugin list names plugin. */

@@ -213,6 +213,15 @@ static void exec_joined(struct leader *l, struct lexec *e,
     }
 }
 
+static int any_running(const struct lexec *e)
+{
+    for (size_t i = 0; i < e->n_status; i++) {
+        if (e->status[i].running > 0)
+            return 1;
+    }
+    return 0;
+}
+
 static void take_heartbeat(struct leader *l, struct lexec *e,
                            struct fleet_exec *f)
 {
@@ -233,6 +242,14 @@ static void take_heartbeat(struct leader *l, struct lexec *e,
     memcpy(e->plugins, f->plugins, sizeof(e->plugins));
     e->heard = 1;
     e->answer = 1;
+    if (f->leaving && !any_running(e)) {
+        /* A clean shutdown with no worker left: nothing of its share can
+         * still run, so it need not be waited out. */
+        e->lease_end_ms = f->recv_mono_ms;
+        e->lease_floor_ms = 0;
+        e->left = 1;
+        e->answer = 0;
+    }
 }
 
 /* Takes in every heartbeat that arrived since the last pass. */
@@ -266,7 +283,11 @@ static void expire_execs(struct leader *l, int64_t now)
         if (lexec_holding(e, now) || !e->incarnation)
             continue;
         plan_drop_exec_grants(l, e->id);
-        if (e->live_recorded) {
+        if (e->live_recorded && e->left) {
+            log_info("executor %s left (clean shutdown)", e->id);
+            if (plan_record_exec(l, e, 0) == J4_OK)
+                e->live_recorded = 0;
+        } else if (e->live_recorded) {
             log_info("executor %s lost (no heartbeat within the %u ms "
                      "lease)", e->id, l->cfg->lease_ms);
             if (plan_record_exec(l, e, 0) == J4_OK)
@@ -274,6 +295,7 @@ static void expire_execs(struct leader *l, int64_t now)
         }
         e->incarnation = 0;
         e->heard = 0;
+        e->left = 0;
     }
 }
 

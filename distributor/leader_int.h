@@ -76,6 +76,7 @@ struct lexec {
     struct fleet_status *status;
     size_t n_status;
     char plugins[FLEET_PLUGINS_MAX]; /* from its last heartbeat */
+    int left;                   /* said goodbye: lost without a lease */
     uint64_t version;           /* of its current desired state */
     int heard;                  /* a heartbeat arrived this leadership */
     int live_recorded;          /* executors.live written as true */

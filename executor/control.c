@@ -281,6 +281,7 @@ static void send_heartbeat(struct executor *ex)
     hb.metrics_acked_seq = ex->acked_seq;
     hb.n_plugins = ex->plugins.count;
     hb.plugins = plugins;
+    hb.leaving = ex->leaving;
     publish_packed(ex, ex->subj_hb, NULL, &hb.base);
 out_free:
     free(plugins);
@@ -513,6 +514,9 @@ static void final_flush(struct executor *ex)
         log_warn("shutting down with metrics not acknowledged by a leader "
                  "(report %llu)",
                  (unsigned long long)ex->report.seq);
+    /* Only reached with every worker gone: the leader may hand our
+     * share to the others without waiting out the lease. */
+    ex->leaving = runtime_alive(ex->rt) == 0;
     send_heartbeat(ex);
 }
 

@@ -59,6 +59,7 @@ struct executor {
 
     /* Control thread only. */
     uint64_t hb_seq;
+    int leaving;                /* shut down, no worker left: say so */
     uint64_t epoch_seen;
     uint64_t applied_epoch, applied_version;
     int have_state;
