@@ -193,6 +193,7 @@ static void *worker_main(void *arg)
 static void worker_free(struct j4_worker *w)
 {
     worker_series_table_release(&w->stats.series);
+    worker_stats_release(&w->stats);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
     free(w);
@@ -215,8 +216,7 @@ static int worker_start(struct run *run, uint32_t index)
     sdk_worker_init(w);
     /* calloc zeroed the counters: set only what is not zero, so the
      * histogram's pages are not touched until used. */
-    w->stats.latency.min_us = UINT64_MAX;
-    w->stats.latency.lo = HIST_BUCKETS;
+    atomic_init(&w->stats.latency, NULL);
     worker_series_table_init(&w->stats.series);
     w->stats.names = run->names;
 

@@ -6,6 +6,7 @@
  * the counters and not yet in the histogram (or the other way round) for
  * one drain; the next drain picks up the rest, so totals always agree.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "stats.h"
@@ -22,10 +23,38 @@ void worker_stats_init(struct worker_stats *s)
         atomic_init(&s->outcomes[i], 0);
     atomic_init(&s->iterations, 0);
     atomic_init(&s->iteration_errors, 0);
-    hist_init(&s->latency);
+    atomic_init(&s->latency, NULL);
     s->names = NULL;
     worker_series_table_init(&s->series);
     atomic_init(&s->tags_id, 0);
+}
+
+void worker_stats_release(struct worker_stats *s)
+{
+    free(atomic_load_explicit(&s->latency, memory_order_acquire));
+    atomic_store_explicit(&s->latency, NULL, memory_order_relaxed);
+}
+
+/* The worker's latency histogram, made at its first sample. A routine may
+ * record at the same time as the worker: the first to publish wins. */
+static struct hist *latency_of(struct worker_stats *s)
+{
+    struct hist *h = atomic_load_explicit(&s->latency, memory_order_acquire);
+    struct hist *expected = NULL;
+
+    if (h)
+        return h;
+    h = malloc(sizeof(*h));
+    if (!h)
+        return NULL;
+    hist_init(h);
+    if (!atomic_compare_exchange_strong_explicit(
+            &s->latency, &expected, h, memory_order_acq_rel,
+            memory_order_acquire)) {
+        free(h);
+        h = expected;
+    }
+    return h;
 }
 
 void worker_stats_record(struct worker_stats *s, j4_outcome outcome,
@@ -40,13 +69,16 @@ void worker_stats_record_named(struct worker_stats *s, int protocol,
                                uint64_t latency_us)
 {
     struct worker_series *ws;
+    struct hist *total;
 
     if ((unsigned)outcome >= J4_OUTCOME_COUNT_)
         outcome = J4_OUTCOME_OTHER;
     if ((unsigned)protocol >= SERIES_PROTOCOL_COUNT_)
         protocol = SERIES_CUSTOM;
     atomic_fetch_add_explicit(&s->outcomes[outcome], 1, memory_order_relaxed);
-    series_hist_record(&s->latency, latency_us);
+    total = latency_of(s);
+    if (total)
+        series_hist_record(total, latency_us);
     ws = worker_series_get(&s->series, s->names, SERIES_REQUEST,
                            (enum series_protocol)protocol, name, tags_of(s));
     if (!ws)
@@ -179,7 +211,11 @@ void stats_drain(struct worker_stats *s, struct stats_delta *d)
         d->outcomes[i] += take(&s->outcomes[i]);
     d->iterations += take(&s->iterations);
     d->iteration_errors += take(&s->iteration_errors);
-    hist_drain(&s->latency, &d->latency);
+    struct hist *total = atomic_load_explicit(&s->latency,
+                                              memory_order_acquire);
+
+    if (total)
+        hist_drain(total, &d->latency);
     series_drain(&s->series, &d->series);
 }
 

@@ -67,11 +67,14 @@ static double now_ns(clockid_t clock)
 static void record_loop(struct worker_stats *s, enum bench_path path,
                         uint64_t samples)
 {
+    static _Thread_local struct hist alone;
+
+    hist_init(&alone);
     for (uint64_t i = 0; i < samples; i++) {
         uint64_t us = latencies[i & (LATENCIES - 1)];
 
         if (path == PATH_HIST_ONLY)
-            series_hist_record(&s->latency, us);
+            series_hist_record(&alone, us);
         else
             worker_stats_record_named(s, SERIES_HTTP, "GET", J4_OUTCOME_OK,
                                       us);
@@ -99,6 +102,7 @@ static void *bench_main(void *arg)
     record_loop(s, t->path, t->samples);
     t->cpu_ns = now_ns(CLOCK_THREAD_CPUTIME_ID) - begin;
     worker_series_table_release(&s->series);
+    worker_stats_release(s);
     free(s);
     return NULL;
 }
