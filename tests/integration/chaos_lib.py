@@ -95,7 +95,7 @@ class Sample:
                 if self.running[k] or k in self.slots]
 
 
-class ChaosSampler:
+class ChaosSampler(h.Sampler):
     """Samples one scenario every `period` seconds from any live
     distributor and keeps every sample."""
 
@@ -151,21 +151,9 @@ class ChaosSampler:
         self.samples.append(s)
         return s
 
-    def run(self, until, timeout, on_sample=None):
-        """Samples until until(sample) is true; on_sample(sample) runs
-        after every sample (where a case injects its failure)."""
-        deadline = time.monotonic() + timeout
-        nxt = time.monotonic()
-        while time.monotonic() < deadline:
-            s = self.poll()
-            if s is not None and on_sample is not None:
-                on_sample(s)
-            if s is not None and until(s):
-                return s
-            nxt += self.period
-            time.sleep(max(0.0, nxt - time.monotonic()))
-        raise h.HarnessError("sampling scenario %s timed out after %.0fs"
-                             % (self.sid, timeout))
+    # run(until, timeout, on_sample) is the harness Sampler's: it calls
+    # this class's poll() at the period and returns the sample that
+    # satisfied until().
 
     def wait(self, cond, timeout, what):
         """Samples until cond(sample); returns the sample or None."""
