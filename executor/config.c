@@ -20,7 +20,8 @@
 #define HEARTBEAT_MAX_MS 60000
 
 enum setting {
-    S_NATS, S_ID, S_PLUGINS, S_CAPACITY, S_HEARTBEAT, S_LEVEL, S_METRICS
+    S_NATS, S_ID, S_PLUGINS, S_CAPACITY, S_HEARTBEAT, S_LEVEL, S_METRICS,
+    S_THREADS
 };
 
 static const struct option_spec settings[] = {
@@ -31,13 +32,14 @@ static const struct option_spec settings[] = {
     [S_HEARTBEAT] = {"heartbeat", "J4_HEARTBEAT"},
     [S_LEVEL] = {"log-level", "J4_LOG_LEVEL"},
     [S_METRICS] = {"metrics-listen", "J4_METRICS_LISTEN"},
+    [S_THREADS] = {"threads", "J4_THREADS"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
 static const char usage[] =
     "usage: j4-executor [--nats URL] [--id ID] [--plugins DIR]\n"
-    "                   [--capacity N] [--heartbeat DURATION]\n"
+    "                   [--capacity N] [--threads N] [--heartbeat DURATION]\n"
     "                   [--log-level error|warn|info|debug]\n"
     "                   [--metrics-listen HOST:PORT]\n";
 
@@ -86,6 +88,13 @@ static int apply(void *arg, size_t index, const char *value,
             goto bad;
         cfg->capacity = (uint32_t)n;
         return J4_OK;
+    case S_THREADS:
+        errno = 0;
+        n = strtoul(value, &end, 10);
+        if (errno || end == value || *end || *value == '-' || n > 64)
+            goto bad;
+        cfg->threads = (unsigned)n;
+        return J4_OK;
     case S_HEARTBEAT:
         if (duration_parse(value, &cfg->heartbeat_ms) != J4_OK ||
             cfg->heartbeat_ms < 10 || cfg->heartbeat_ms > HEARTBEAT_MAX_MS)
@@ -108,6 +117,7 @@ bad:
              : s == S_ID        ? "expected 1-64 characters of [A-Za-z0-9_-]"
              : s == S_PLUGINS   ? "expected a directory"
              : s == S_CAPACITY  ? "expected an integer from 1 to 1000000"
+             : s == S_THREADS   ? "expected 0 (one per CPU) to 64"
              : s == S_HEARTBEAT ? "expected a duration from 10ms to 1m"
              : s == S_METRICS   ? "expected HOST:PORT, or empty for off"
                                 : "expected error, warn, info or debug");

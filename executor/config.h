@@ -19,6 +19,7 @@ struct exec_config {
     char id[EXEC_ID_MAX + 1];
     char plugins[1024];
     uint32_t capacity;
+    unsigned threads; /* worker threads, 0: one per online CPU */
     int64_t heartbeat_ms;
     j4_log_level log_level;
     char metrics_listen[256];   /* HOST:PORT of /metrics; "" = off */

@@ -32,13 +32,13 @@ static uint64_t new_incarnation(void)
     return x;
 }
 
-/* Each worker holds a few descriptors (its connection, libcurl's wakeup
- * pair): take every descriptor the hard limit allows. Without --capacity
- * the capacity is what that limit supports, up to 10000; an explicit one
- * above it is kept, with a warning. */
-#define DESCRIPTORS_PER_WORKER 3
+/* A worker that talks holds a descriptor or two (its connections): take
+ * every descriptor the hard limit allows. Without --capacity the capacity
+ * is what that limit supports, up to 100000; an explicit one above it is
+ * kept, with a warning. */
+#define DESCRIPTORS_PER_WORKER 1
 #define DESCRIPTORS_SPARE 64
-#define DEFAULT_CAPACITY 10000
+#define DEFAULT_CAPACITY 100000
 
 static void raise_fd_limit(uint32_t *capacity)
 {
@@ -101,7 +101,7 @@ static int run(struct executor *ex)
     if (plugin_set_load(&ex->plugins, ex->cfg.plugins) != J4_OK)
         goto out_plugins;
     plugin_set_names(&ex->plugins, names, sizeof(names));
-    ex->rt = runtime_new(&ex->plugins, ex->cfg.capacity);
+    ex->rt = runtime_new(&ex->plugins, ex->cfg.capacity, ex->cfg.threads);
     if (!ex->rt)
         goto out_plugins;
     if (pthread_create(&sig_thread, NULL, signal_main, &sw) != 0)

@@ -2,8 +2,10 @@
  * pool_link.c - user pools over NATS: the executor asks the leader.
  *
  * A take is a request on j4.pool.take.<id> answered on a private inbox.
- * The worker's thread waits for the answer in short slices so that it
- * returns soon after its stop flag is set, and resends the same request
+ * NATS waits block their thread, so takes and releases run on one of the
+ * scheduler's helper threads (sched_block) while the worker's fiber
+ * waits. The helper waits for the answer in short slices so that it
+ * returns soon after the worker's stop flag is set, and resends the same request
  * id every second while no answer came (the leader answers a resend with
  * the item it already granted). A take abandoned without an answer (stop
  * or timeout) is released at once, in case the leader granted it after
@@ -18,6 +20,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "scheduler.h"
 #include "sdk_pool.h"
 
 #define TAKE_TIMEOUT_MS 5000
@@ -46,8 +49,8 @@ static uint8_t *pack(const ProtobufCMessage *m, size_t *len)
     return buf;
 }
 
-static void release(void *ctx, int64_t scenario_id,
-                    const uint64_t *request_ids, size_t count)
+static void release_blocking(void *ctx, int64_t scenario_id,
+                             const uint64_t *request_ids, size_t count)
 {
     struct pool_link *pl = ctx;
     J4__PoolRelease r = J4__POOL_RELEASE__INIT;
@@ -134,9 +137,9 @@ static int take_wait(struct pool_link *pl, j4_worker_t *w, natsInbox *inbox,
     return rc;
 }
 
-static int take(void *ctx, j4_worker_t *w, const char *pool,
-                uint64_t *request_id, char **item, char *err,
-                size_t err_size)
+static int take_blocking(void *ctx, j4_worker_t *w, const char *pool,
+                         uint64_t *request_id, char **item, char *err,
+                         size_t err_size)
 {
     struct pool_link *pl = ctx;
     J4__PoolTake t = J4__POOL_TAKE__INIT;
@@ -160,7 +163,7 @@ static int take(void *ctx, j4_worker_t *w, const char *pool,
     rc = take_wait(pl, w, inbox, buf, len, t.request_id, item, err,
                    err_size);
     if (rc == J4_ERR_TIMEOUT || rc == J4_ERR_STOPPED)
-        release(pl, t.scenario_id, &t.request_id, 1);
+        release_blocking(pl, t.scenario_id, &t.request_id, 1);
     if (rc == J4_ERR_TIMEOUT) {
         snprintf(err, err_size, "pool '%s': no leader answered within "
                  "%d ms", pool, TAKE_TIMEOUT_MS);
@@ -169,6 +172,56 @@ static int take(void *ctx, j4_worker_t *w, const char *pool,
     natsInbox_Destroy(inbox);
     free(buf);
     return rc;
+}
+
+/* The backend's calls, run off the worker's loop. */
+struct pool_call {
+    void *ctx;
+    j4_worker_t *w;
+    const char *pool;
+    uint64_t *request_id;
+    char **item;
+    char *err;
+    size_t err_size;
+    int64_t scenario_id;
+    const uint64_t *request_ids;
+    size_t count;
+};
+
+static int take_job(void *arg)
+{
+    struct pool_call *c = arg;
+
+    return take_blocking(c->ctx, c->w, c->pool, c->request_id, c->item,
+                         c->err, c->err_size);
+}
+
+static int release_job(void *arg)
+{
+    struct pool_call *c = arg;
+
+    release_blocking(c->ctx, c->scenario_id, c->request_ids, c->count);
+    return 0;
+}
+
+static int take(void *ctx, j4_worker_t *w, const char *pool,
+                uint64_t *request_id, char **item, char *err,
+                size_t err_size)
+{
+    struct pool_call c = {.ctx = ctx, .w = w, .pool = pool,
+                          .request_id = request_id, .item = item,
+                          .err = err, .err_size = err_size};
+
+    return sched_block(take_job, &c);
+}
+
+static void release(void *ctx, int64_t scenario_id,
+                    const uint64_t *request_ids, size_t count)
+{
+    struct pool_call c = {.ctx = ctx, .scenario_id = scenario_id,
+                          .request_ids = request_ids, .count = count};
+
+    sched_block(release_job, &c);
 }
 
 void pool_link_install(struct executor *ex)

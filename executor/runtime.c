@@ -4,9 +4,10 @@
  * A run is one scenario share. Its workers live in two lists: "active"
  * (in start order, so the newest is last and is the first to stop) and
  * "stopping" (told to stop, not yet exited). Only the owning thread
- * touches the lists; a worker signals its exit through an atomic flag and
- * runtime_wake(), and the owner joins it, drains its last statistics into
- * the run's delta and frees it. A run is freed once nobody wants it any
+ * touches the lists. Workers are fibers on the scheduler's loops
+ * (scheduler.h); a worker signals its exit through an atomic flag and
+ * runtime_wake(), and the owner drains its last statistics into the
+ * run's delta and frees it. A run is freed once nobody wants it any
  * more and it is drained: no worker alive and every sample acknowledged.
  */
 #include <errno.h>
@@ -22,8 +23,8 @@
 #include "split.h"
 #include "worker.h"
 
-/* Small explicit stacks: thousands of workers per executor. Sanitizers
- * need more room. */
+/* Address space per worker fiber; only the pages a worker touches become
+ * resident (a few KiB for most scenarios). Sanitizers need more room. */
 #if defined(__SANITIZE_ADDRESS__)
 #define WORKER_STACK (1024 * 1024)
 #elif defined(__has_feature)
@@ -40,7 +41,7 @@
 
 /* Workers started per reconcile pass: the owner gets control back to
  * heartbeat and check the lease while thousands start. */
-#define START_BATCH 64
+#define START_BATCH 512
 
 struct worker_list {
     struct j4_worker **items;
@@ -67,6 +68,7 @@ struct run {
 
 struct runtime {
     const struct plugin_set *plugins;
+    struct sched *sched;
     uint32_t capacity;
     struct run *runs;
     _Atomic int64_t lease_mono_ms;
@@ -126,14 +128,24 @@ static int run_drained(const struct run *run)
 
 void worker_request_stop(struct j4_worker *w)
 {
-    pthread_mutex_lock(&w->lock);
+    struct sched *sched = w->ctx->rt->sched;
+
     if (!atomic_load(&w->stop)) {
         atomic_store(&w->stop_us, clock_mono_us());
         atomic_store(&w->stop, 1);
     }
-    pthread_cond_broadcast(&w->wake);
-    sdk_http_wakeup_locked(w);
-    pthread_mutex_unlock(&w->lock);
+    fiber_wake(sched, w->fiber);
+    for (unsigned i = 0; i < J4_ROUTINES_MAX; i++) {
+        fiber_handle h = atomic_load(&w->routine_fibers[i]);
+
+        if (h)
+            fiber_wake(sched, h);
+    }
+}
+
+struct sched *worker_sched(const struct j4_worker *w)
+{
+    return w->ctx->rt->sched;
 }
 
 int64_t worker_grace_left_us(const struct j4_worker *w)
@@ -156,7 +168,7 @@ static int worker_should_end(struct j4_worker *w)
     return 0;
 }
 
-static void *worker_main(void *arg)
+static void worker_main(void *arg)
 {
     struct j4_worker *w = arg;
     const j4_scenario_t *sc = w->ctx->scenario;
@@ -164,6 +176,7 @@ static void *worker_main(void *arg)
     void *state = NULL;
     int ready = 0;
 
+    fiber_set_local(&w->fiber_data);
     while (!worker_should_end(w)) {
         if (!ready) {
             if (sc->init && sc->init(w, &state) != 0) {
@@ -178,6 +191,7 @@ static void *worker_main(void *arg)
             continue;
         }
         worker_stats_iteration(&w->stats, sc->step(w, state) != 0);
+        fiber_yield_if_busy(); /* a step that never waits */
     }
     sdk_routines_join(w);
     if (ready && sc->fini)
@@ -187,15 +201,11 @@ static void *worker_main(void *arg)
 
     atomic_store(&w->exited, 1);
     runtime_wake(rt);
-    return NULL;
 }
 
 static void worker_free(struct j4_worker *w)
 {
-    worker_series_table_release(&w->stats.series);
     worker_stats_release(&w->stats);
-    pthread_cond_destroy(&w->wake);
-    pthread_mutex_destroy(&w->lock);
     free(w);
 }
 
@@ -203,35 +213,24 @@ static void worker_free(struct j4_worker *w)
 static int worker_start(struct run *run, uint32_t index)
 {
     struct j4_worker *w = calloc(1, sizeof(*w));
-    pthread_attr_t attr;
-    int rc;
 
     if (!w)
         return J4_ERR_NOMEM;
     w->ctx = &run->ctx;
     w->index = index;
     w->number = split_worker_number(run->slot, run->slots, index);
-    pthread_mutex_init(&w->lock, NULL);
-    cond_init_monotonic(&w->wake);
     sdk_worker_init(w);
-    /* calloc zeroed the counters: set only what is not zero, so the
-     * histogram's pages are not touched until used. */
-    atomic_init(&w->stats.latency, NULL);
-    worker_series_table_init(&w->stats.series);
+    worker_stats_init(&w->stats);
     w->stats.names = run->names;
 
     if (list_push(&run->active, w) != J4_OK)
         goto out_free;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, WORKER_STACK);
-    rc = pthread_create(&w->thread, &attr, worker_main, w);
-    pthread_attr_destroy(&attr);
-    if (rc == 0)
+    w->fiber = sched_spawn(run->ctx.rt->sched, -1, worker_main, w);
+    if (w->fiber)
         return J4_OK;
     run->active.count--;
-    errno = rc;
-    log_error("unable to start a worker for scenario %lld: %m",
-              (long long)run->ctx.scenario_id);
+    log_error("unable to start a worker for scenario %lld: out of memory "
+              "or address space", (long long)run->ctx.scenario_id);
 out_free:
     worker_free(w);
     return J4_ERR_IO;
@@ -273,7 +272,6 @@ static int run_reap(struct run *run)
             run->stopping.items[kept++] = w;
             continue;
         }
-        pthread_join(w->thread, NULL);
         stats_drain(&w->stats, &run->acc);
         worker_free(w);
         changed = 1;
@@ -403,7 +401,7 @@ static void run_update(struct run *run, const struct run_share *sh, int fresh)
 /* ------------------------------------------------------------ runtime */
 
 struct runtime *runtime_new(const struct plugin_set *plugins,
-                            uint32_t capacity)
+                            uint32_t capacity, unsigned threads)
 {
     struct runtime *rt = calloc(1, sizeof(*rt));
 
@@ -411,6 +409,13 @@ struct runtime *runtime_new(const struct plugin_set *plugins,
         return NULL;
     if (sdk_global_init() != J4_OK) {
         log_error("unable to initialise libcurl");
+        free(rt);
+        return NULL;
+    }
+    rt->sched = sched_new(threads, WORKER_STACK);
+    if (!rt->sched) {
+        log_error("unable to start the worker threads");
+        sdk_global_cleanup();
         free(rt);
         return NULL;
     }
@@ -731,8 +736,25 @@ void runtime_free(struct runtime *rt)
         rt->runs = run->next;
         run_free(run);
     }
+    sched_free(rt->sched);
     pthread_cond_destroy(&rt->wait_cond);
     pthread_mutex_destroy(&rt->wait_lock);
     free(rt);
     sdk_global_cleanup();
+}
+
+int64_t runtime_stuck_us(struct runtime *rt, unsigned *loop)
+{
+    int64_t worst = 0;
+
+    *loop = 0;
+    for (unsigned i = 0; i < sched_loops(rt->sched); i++) {
+        int64_t us = sched_loop_stuck_us(rt->sched, i);
+
+        if (us > worst) {
+            worst = us;
+            *loop = i;
+        }
+    }
+    return worst;
 }

@@ -11,8 +11,8 @@
  * deltas that the owner ships and acknowledges.
  *
  * Threads: every runtime_* function except runtime_wake() must be called
- * from the owning thread. Workers run on their own threads and only read
- * what the runtime gave them.
+ * from the owning thread. Workers are fibers on a few worker threads
+ * (scheduler.h) and only read what the runtime gave them.
  */
 #ifndef J4_EXECUTOR_RUNTIME_H
 #define J4_EXECUTOR_RUNTIME_H
@@ -41,7 +41,7 @@ struct run_share {
 struct run_status {
     int64_t scenario_id;
     uint32_t planned; /* share being played now */
-    uint32_t running; /* worker threads alive, stopping included */
+    uint32_t running; /* workers alive, stopping included */
     int drained;      /* no worker alive, every sample acked */
     char error[512];  /* "" unless the share was refused */
 };
@@ -53,9 +53,15 @@ struct run_delta {
 
 struct runtime;
 
-/* plugins must outlive the runtime. capacity caps the workers started. */
+/* plugins must outlive the runtime. capacity caps the workers started;
+ * threads is how many OS threads run them (0: one per online CPU). */
 struct runtime *runtime_new(const struct plugin_set *plugins,
-                            uint32_t capacity);
+                            uint32_t capacity, unsigned threads);
+
+/* Microseconds the longest-stuck worker thread has spent in one worker
+ * without coming back to the scheduler (see sched_loop_stuck_us()), and
+ * that thread's index in *loop. Owning thread. */
+int64_t runtime_stuck_us(struct runtime *rt, unsigned *loop);
 
 /* Stops every worker, waits for them and frees everything. */
 void runtime_free(struct runtime *rt);
@@ -81,7 +87,7 @@ void runtime_stop_all(struct runtime *rt);
  * INT64_MAX for never. */
 int64_t runtime_reconcile(struct runtime *rt, int64_t now_ms);
 
-/* Worker threads alive, stopping ones included. */
+/* Workers alive, stopping ones included. */
 uint32_t runtime_alive(const struct runtime *rt);
 
 /* Non-zero (once) when a running count changed since the last call. */

@@ -1,7 +1,7 @@
 /*
  * sdk.c - the j4_* functions of include/j4.h, except HTTP (sdk_http.c).
  *
- * Plugins call these from their worker's thread. They live in the
+ * Plugins call these from their worker's fibers. They live in the
  * executor binary, which exports them, so a plugin links against nothing.
  * j4_strerror() and j4_outcome_name() come from common/status.c; the
  * table at the end makes sure the linker keeps them in the binary even
@@ -90,19 +90,12 @@ J4_EXPORT int j4_should_stop(const j4_worker_t *w)
 
 J4_EXPORT int j4_sleep(j4_worker_t *w, int64_t ms)
 {
-    int64_t deadline = clock_mono_ms() + (ms > 0 ? ms : 0);
-    struct timespec ts;
-    int stopped;
+    int64_t deadline = clock_mono_us() + (ms > 0 ? ms : 0) * 1000;
 
-    timespec_at_mono_ms(&ts, deadline);
-    pthread_mutex_lock(&w->lock);
-    while (!must_stop(w) && clock_mono_ms() < deadline) {
-        if (pthread_cond_timedwait(&w->wake, &w->lock, &ts) == ETIMEDOUT)
-            break;
-    }
-    stopped = must_stop(w);
-    pthread_mutex_unlock(&w->lock);
-    return stopped ? J4_ERR_STOPPED : J4_OK;
+    /* Woken early by a stop (or by nothing in particular): check why. */
+    while (!must_stop(w) && fiber_wait_until(deadline) != 0)
+        ;
+    return must_stop(w) ? J4_ERR_STOPPED : J4_OK;
 }
 
 /* Counts the line against the worker's budget and the run's for this

@@ -4,11 +4,11 @@
  *
  * Channels are shared by every worker of the executor that names the
  * same target; they live in a mutex-protected list until the runtime
- * shuts down (sdk_grpc_cleanup). Each call gets its own completion queue
- * and the waiting thread polls it in short slices, so a worker that must
- * stop is noticed within POLL_MS: a unary call in flight is cancelled
- * once the scenario's grace period is over (recorded as interrupted), a
- * stream read returns J4_ERR_STOPPED at once.
+ * shuts down (sdk_grpc_cleanup). Calls run on the completion queue of
+ * the worker's loop, and the worker's fiber waits for its own batches
+ * (sched_cq_*, scheduler.h); a stop wakes it: a unary call in flight is
+ * cancelled once the scenario's grace period is over (recorded as
+ * interrupted), a stream read returns J4_ERR_STOPPED at once.
  *
  * A stream is one call at a time: it is reopened only after the previous
  * call fully ended, so the server never sees more of a worker's streams
@@ -34,7 +34,6 @@
 #include "clock.h"
 #include "worker.h"
 
-#define POLL_MS 50
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_BACKOFF_MS 100
 #define DEFAULT_BACKOFF_MAX_MS 5000
@@ -42,7 +41,8 @@
 #define METADATA_MAX 32
 #define CLOSE_WAIT_MS 5000
 
-/* Tags of a call's batches; at most one of each is outstanding. */
+/* Tags of a call's batches; at most one of each is outstanding. As
+ * sched_cq ids: TAG_START 0, TAG_STATUS 1, TAG_RECV 2. */
 #define TAG_START ((void *)1)
 #define TAG_STATUS ((void *)2)
 #define TAG_RECV ((void *)4)
@@ -63,7 +63,7 @@ struct sdk_buf {
     size_t len, cap;
 };
 
-/* The unary reply of the calling thread, valid until its next call. */
+/* Where a caller outside any worker fiber gets its unary reply. */
 static __thread struct sdk_buf thread_reply;
 
 /* Metadata of one call: the caller's plus the trace context. */
@@ -83,7 +83,8 @@ struct j4_grpc_stream {
     int reconnect;
     int64_t backoff_initial_ms, backoff_max_ms, backoff_ms;
 
-    grpc_completion_queue *cq;
+    struct sched_cq q;
+    grpc_completion_queue *cq; /* the loop's */
     grpc_call *call; /* NULL between attempts */
     struct md_set md;
     grpc_byte_buffer *send, *recv;
@@ -135,9 +136,25 @@ static void buf_release(struct sdk_buf *b)
     b->len = b->cap = 0;
 }
 
-void sdk_grpc_thread_release(void)
+void sdk_grpc_fiber_release(struct sdk_fiber *f)
 {
-    buf_release(&thread_reply);
+    if (!f || !f->grpc_reply)
+        return;
+    buf_release(f->grpc_reply);
+    free(f->grpc_reply);
+    f->grpc_reply = NULL;
+}
+
+/* The calling fiber's unary reply, valid until its next call. */
+static struct sdk_buf *reply_buf(void)
+{
+    struct sdk_fiber *f = fiber_local();
+
+    if (!f)
+        return &thread_reply;
+    if (!f->grpc_reply)
+        f->grpc_reply = calloc(1, sizeof(struct sdk_buf));
+    return f->grpc_reply;
 }
 
 /* Copies a received byte buffer into b. */
@@ -249,15 +266,44 @@ static void set_status(j4_grpc_status_t *out, grpc_status_code code,
     out->message[len] = '\0';
 }
 
-/* Shuts cq down, drains it to GRPC_QUEUE_SHUTDOWN and destroys it. */
-static void cq_destroy(grpc_completion_queue *cq)
+/* Starts a batch whose completion comes back to q as tag. */
+static int batch(grpc_call *call, const grpc_op *ops, size_t n,
+                 struct sched_cq *q, void *tag)
 {
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                      NULL)
-               .type != GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cq);
+    unsigned id = tag == TAG_START ? 0 : tag == TAG_STATUS ? 1 : 2;
+
+    if (grpc_call_start_batch(call, ops, n, sched_cq_tag(q, id), NULL) !=
+        GRPC_CALL_OK)
+        return 0;
+    sched_cq_started(q);
+    return 1;
+}
+
+/* The next completion of q before deadline_us; GRPC_QUEUE_TIMEOUT at the
+ * deadline and when the fiber was woken (a stop: the caller checks). */
+static grpc_event cq_next(struct sched_cq *q, int64_t deadline_us)
+{
+    grpc_event ev = {.type = GRPC_QUEUE_TIMEOUT};
+    unsigned id;
+    int ok;
+
+    if (sched_cq_next(q, deadline_us, &id, &ok) == 1) {
+        ev.type = GRPC_OP_COMPLETE;
+        ev.success = ok;
+        ev.tag = (void *)(uintptr_t)(1u << id);
+    }
+    return ev;
+}
+
+/* When the grace after a stop ends (monotonic us; INT64_MAX: not
+ * stopping). */
+static int64_t abort_at_us(const struct j4_worker *w)
+{
+    int64_t left = worker_grace_left_us(w);
+
+    if (atomic_load(&w->routines_halt))
+        return 0;
+    return left == INT64_MAX ? INT64_MAX : clock_mono_us() + left;
 }
 
 /* ------------------------------------------------------------ channels */
@@ -325,12 +371,12 @@ struct unary {
 
 /* Waits for the call's one batch, cancelling it once the worker must
  * abort. Returns the event's success flag. */
-static int unary_wait(struct j4_worker *w, grpc_completion_queue *cq,
+static int unary_wait(struct j4_worker *w, struct sched_cq *q,
                       grpc_call *call, struct unary *u)
 {
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(cq, mono_in_ms(POLL_MS),
-                                                   NULL);
+        grpc_event ev = cq_next(q, u->interrupted ? INT64_MAX
+                                                  : abort_at_us(w));
 
         if (ev.type == GRPC_OP_COMPLETE)
             return ev.success;
@@ -342,7 +388,7 @@ static int unary_wait(struct j4_worker *w, grpc_completion_queue *cq,
 }
 
 static int unary_run(struct j4_worker *w, grpc_call *call,
-                     grpc_completion_queue *cq, struct md_set *md,
+                     struct sched_cq *q, struct md_set *md,
                      struct unary *u)
 {
     grpc_op ops[6];
@@ -362,9 +408,9 @@ static int unary_run(struct j4_worker *w, grpc_call *call,
     ops[5].data.recv_status_on_client.trailing_metadata = &u->trailing_md;
     ops[5].data.recv_status_on_client.status = &u->status;
     ops[5].data.recv_status_on_client.status_details = &u->details;
-    if (grpc_call_start_batch(call, ops, 6, TAG_START, NULL) != GRPC_CALL_OK)
+    if (!batch(call, ops, 6, q, TAG_START))
         return J4_ERR_IO;
-    unary_wait(w, cq, call, u);
+    unary_wait(w, q, call, u);
     return J4_OK;
 }
 
@@ -397,13 +443,16 @@ static int status_result(j4_outcome outcome, grpc_status_code code)
 /* Copies the reply to the thread's buffer for the caller. */
 static int unary_reply(struct unary *u, const void **reply, size_t *len)
 {
-    int rc = u->recv ? buf_from_bytes(&thread_reply, u->recv)
-                     : buf_set(&thread_reply, "", 0);
+    struct sdk_buf *b = reply_buf();
+    int rc;
 
+    if (!b)
+        return J4_ERR_NOMEM;
+    rc = u->recv ? buf_from_bytes(b, u->recv) : buf_set(b, "", 0);
     if (rc == J4_OK && reply)
-        *reply = thread_reply.data;
+        *reply = b->data;
     if (rc == J4_OK && len)
-        *len = thread_reply.len;
+        *len = b->len;
     return rc;
 }
 
@@ -418,6 +467,7 @@ J4_EXPORT int j4_grpc_unary(j4_worker_t *w, j4_grpc_channel_t *ch,
                                                    : DEFAULT_TIMEOUT_MS;
     struct unary u = {0};
     struct md_set md;
+    struct sched_cq q;
     grpc_completion_queue *cq;
     grpc_slice path;
     grpc_call *call;
@@ -429,9 +479,11 @@ J4_EXPORT int j4_grpc_unary(j4_worker_t *w, j4_grpc_channel_t *ch,
         return J4_ERR_INVALID;
     if (worker_grace_left_us(w) <= 0)
         return J4_ERR_STOPPED; /* not started, so not recorded */
+    cq = sched_cq_init(&q);
+    if (!cq)
+        return J4_ERR_INVALID; /* not on a worker's fiber */
     if (md_build(w, opts ? opts->metadata : NULL, &md) != J4_OK)
         return J4_ERR_INVALID;
-    cq = grpc_completion_queue_create_for_next(NULL);
     path = grpc_slice_from_copied_string(method);
     start = (uint64_t)clock_mono_us();
     call = grpc_channel_create_call(ch->channel, NULL, GRPC_PROPAGATE_DEFAULTS,
@@ -442,7 +494,7 @@ J4_EXPORT int j4_grpc_unary(j4_worker_t *w, j4_grpc_channel_t *ch,
     u.details = grpc_empty_slice();
     u.send = bytes_from(request ? request : "", request_len);
 
-    rc = unary_run(w, call, cq, &md, &u);
+    rc = unary_run(w, call, &q, &md, &u);
     if (rc == J4_OK) {
         outcome = unary_outcome(&u);
         worker_stats_record_named(&w->stats, SERIES_GRPC,
@@ -460,8 +512,8 @@ J4_EXPORT int j4_grpc_unary(j4_worker_t *w, j4_grpc_channel_t *ch,
     grpc_metadata_array_destroy(&u.initial_md);
     grpc_metadata_array_destroy(&u.trailing_md);
     grpc_slice_unref(u.details);
+    sched_cq_drain(&q);
     grpc_call_unref(call);
-    cq_destroy(cq);
     md_release(&md);
     return rc;
 }
@@ -509,11 +561,9 @@ static int stream_call(struct j4_grpc_stream *s)
     stats_stream_opened(&s->w->stats, SERIES_GRPC, s->name);
     if (s->attempts++ > 0)
         stats_stream_reconnect(&s->w->stats, SERIES_GRPC, s->name);
-    if (grpc_call_start_batch(s->call, ops, 4, TAG_START, NULL) ==
-        GRPC_CALL_OK)
+    if (batch(s->call, ops, 4, &s->q, TAG_START))
         s->pending |= 1;
-    if (grpc_call_start_batch(s->call, &status_op, 1, TAG_STATUS, NULL) ==
-        GRPC_CALL_OK)
+    if (batch(s->call, &status_op, 1, &s->q, TAG_STATUS))
         s->pending |= 2;
     if (!(s->pending & 2)) {
         grpc_call_cancel(s->call, NULL);
@@ -606,27 +656,24 @@ static void stream_recv_start(struct j4_grpc_stream *s)
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &s->recv;
-    if (grpc_call_start_batch(s->call, &op, 1, TAG_RECV, NULL) ==
-        GRPC_CALL_OK)
+    if (batch(s->call, &op, 1, &s->q, TAG_RECV))
         s->pending |= 4;
     else
         s->messages_done = 1;
 }
 
-/* One poll slice of the open attempt, until deadline_us at most.
- * Returns 1 for a message, -1 when the attempt ended, 0 otherwise. */
+/* Waits for one event of the open attempt, until deadline_us at most
+ * (or the moment it settles, or a wake). Returns 1 for a message, -1
+ * when the attempt ended, 0 otherwise. */
 static int stream_poll(struct j4_grpc_stream *s, int64_t deadline_us)
 {
-    int64_t now = clock_mono_us();
-    int64_t slice_ms = (deadline_us - now + 999) / 1000;
+    int64_t settle_at = s->opened_us + STREAM_SETTLED_MS * 1000LL;
     grpc_event ev;
 
     stream_recv_start(s);
-    if (slice_ms > POLL_MS)
-        slice_ms = POLL_MS;
-    ev = grpc_completion_queue_next(s->cq, mono_in_ms(slice_ms > 0 ? slice_ms
-                                                                   : 0),
-                                    NULL);
+    if (!s->settled && settle_at < deadline_us)
+        deadline_us = settle_at;
+    ev = cq_next(&s->q, deadline_us);
     if (ev.type == GRPC_OP_COMPLETE && stream_event(s, ev))
         return 1;
     if (s->status_done && s->messages_done && !s->pending) {
@@ -722,7 +769,7 @@ static void stream_free(struct j4_grpc_stream *s)
     free(s->request);
     buf_release(&s->msg);
     if (s->cq)
-        cq_destroy(s->cq);
+        sched_cq_drain(&s->q);
     free(s);
 }
 
@@ -764,7 +811,7 @@ J4_EXPORT int j4_grpc_stream_open(j4_worker_t *w, j4_grpc_channel_t *ch,
     s->name = strdup(opts && opts->name ? opts->name : method);
     s->request = malloc(request_len ? request_len : 1);
     s->metadata = lines_copy(opts ? opts->metadata : NULL);
-    s->cq = grpc_completion_queue_create_for_next(NULL);
+    s->cq = sched_cq_init(&s->q);
     if (!s->method || !s->name || !s->request || !s->metadata || !s->cq) {
         stream_free(s);
         return J4_ERR_NOMEM;
@@ -793,8 +840,7 @@ J4_EXPORT void j4_grpc_stream_close(j4_worker_t *w, j4_grpc_stream_t *s)
         grpc_call_cancel(s->call, NULL);
         give_up = clock_mono_us() + CLOSE_WAIT_MS * 1000LL;
         while (s->pending && clock_mono_us() < give_up) {
-            grpc_event ev = grpc_completion_queue_next(
-                s->cq, mono_in_ms(POLL_MS), NULL);
+            grpc_event ev = cq_next(&s->q, give_up);
 
             if (ev.type == GRPC_OP_COMPLETE)
                 stream_event(s, ev);

@@ -2,12 +2,13 @@
  * sdk_http.c - j4_http_request(): one HTTP exchange on the worker's own
  * libcurl handle.
  *
- * Each worker keeps one easy handle inside a one-handle multi handle, so
- * its keep-alive connection is reused across iterations. The multi
- * interface lets a stopping worker be woken at once (curl_multi_wakeup()
- * from worker_request_stop()) and lets the request run exactly until the
- * scenario's grace period is over; then it is aborted and recorded as
- * interrupted. Every request that was started is recorded exactly once.
+ * Each worker keeps one easy handle; its transfers run on the multi
+ * handle of the worker's loop (scheduler.h), whose connection cache the
+ * loop's workers share, so keep-alive connections are reused across
+ * iterations. While a transfer runs the worker's fiber waits; a stop
+ * wakes it, and the request runs exactly until the scenario's grace
+ * period is over; then it is aborted and recorded as interrupted. Every
+ * request that was started is recorded exactly once.
  *
  * Redirects are libcurl's: with the default CURLOPT_POSTREDIR a POST
  * answered 301, 302 or 303 is repeated as a GET without its body, one
@@ -30,7 +31,6 @@
 #define DEFAULT_REDIRECTS 10
 
 struct sdk_http {
-    CURLM *multi;
     CURL *easy;
     char *body;
     size_t len, cap;
@@ -48,12 +48,6 @@ void sdk_global_cleanup(void)
     curl_global_cleanup();
 }
 
-void sdk_http_wakeup_locked(struct j4_worker *w)
-{
-    if (w->http)
-        curl_multi_wakeup(w->http->multi);
-}
-
 void sdk_worker_release(struct j4_worker *w)
 {
     struct sdk_http *h = w->http;
@@ -61,16 +55,13 @@ void sdk_worker_release(struct j4_worker *w)
     sdk_extras_release(w);
     if (!h)
         return;
-    pthread_mutex_lock(&w->lock);
     w->http = NULL;
-    pthread_mutex_unlock(&w->lock);
-    curl_multi_cleanup(h->multi);
     curl_easy_cleanup(h->easy);
     free(h->body);
     free(h);
 }
 
-/* The worker's handles, created on first use. NULL when out of memory. */
+/* The worker's handle, created on first use. NULL when out of memory. */
 static struct sdk_http *http_of(struct j4_worker *w)
 {
     struct sdk_http *h;
@@ -80,17 +71,12 @@ static struct sdk_http *http_of(struct j4_worker *w)
     h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
-    h->multi = curl_multi_init();
     h->easy = curl_easy_init();
-    if (!h->multi || !h->easy) {
-        curl_multi_cleanup(h->multi);
-        curl_easy_cleanup(h->easy);
+    if (!h->easy) {
         free(h);
         return NULL;
     }
-    pthread_mutex_lock(&w->lock);
     w->http = h;
-    pthread_mutex_unlock(&w->lock);
     return h;
 }
 
@@ -234,38 +220,22 @@ static int build_headers(struct j4_worker *w, const j4_http_request_t *req,
 /* Runs the transfer until done or until the stop's grace has passed. */
 static CURLcode perform(struct j4_worker *w, struct sdk_http *h)
 {
-    CURLcode rc = CURLE_FAILED_INIT;
-    int running = 1;
-    CURLMsg *msg;
-    int left_msgs;
+    struct sched_curl_op op;
 
-    if (curl_multi_add_handle(h->multi, h->easy) != CURLM_OK)
+    if (sched_curl_start(&op, h->easy) != CURLM_OK)
         return CURLE_FAILED_INIT;
     for (;;) {
-        int64_t left;
-        int wait_ms = 1000;
+        int64_t left = worker_grace_left_us(w);
 
-        if (curl_multi_perform(h->multi, &running) != CURLM_OK)
-            goto out_remove;
-        if (!running)
-            break;
-        left = worker_grace_left_us(w);
         if (left <= 0) {
-            rc = CURLE_ABORTED_BY_CALLBACK;
-            goto out_remove;
+            sched_curl_cancel(&op);
+            return CURLE_ABORTED_BY_CALLBACK;
         }
-        if (left < 1000 * 1000)
-            wait_ms = (int)((left + 999) / 1000);
-        if (curl_multi_poll(h->multi, NULL, 0, wait_ms, NULL) != CURLM_OK)
-            goto out_remove;
+        if (sched_curl_wait(&op, left == INT64_MAX
+                                     ? INT64_MAX
+                                     : clock_mono_us() + left) == 1)
+            return op.result;
     }
-    while ((msg = curl_multi_info_read(h->multi, &left_msgs))) {
-        if (msg->msg == CURLMSG_DONE && msg->easy_handle == h->easy)
-            rc = msg->data.result;
-    }
-out_remove:
-    curl_multi_remove_handle(h->multi, h->easy);
-    return rc;
 }
 
 static j4_outcome classify(CURLcode rc, long status)

@@ -3,12 +3,13 @@
  * background routines, the executor-wide shared state, JSON params, and
  * the W3C trace context every protocol helper sends.
  *
- * A routine is a thread that shares its worker's j4_worker_t. It stops
- * when the worker stops (the stop flag) or when a failed init is cleaned
- * up (routines_halt); j4_should_stop() and j4_sleep() look at both. The
- * worker thread joins its routines before fini, so fini may free what
- * the routines use. Samples may be recorded from either kind of thread:
- * the statistics take several writers (series.h).
+ * A routine is a fiber on its worker's loop that shares its j4_worker_t.
+ * It stops when the worker stops (the stop flag) or when a failed init is
+ * cleaned up (routines_halt); j4_should_stop() and j4_sleep() look at
+ * both. The worker waits for its routines before fini, so fini may free
+ * what the routines use. The worker and its routines never run at the
+ * same time (one loop), but samples and tags stay safe for several
+ * writers anyway (series.h) for plugins that use threads of their own.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -21,13 +22,13 @@
 #include "prom.h"
 #include "worker.h"
 
-#define ROUTINE_STACK (256 * 1024)
-
 struct sdk_routine {
-    pthread_t thread;
     struct j4_worker *w;
     void (*fn)(j4_worker_t *w, void *arg);
     void *arg;
+    struct sdk_fiber fiber_data; /* routine = 1 */
+    fiber_handle worker_fiber;   /* woken when the routine returns */
+    int done;
 };
 
 /* One cached j4_param_json() answer. */
@@ -36,9 +37,6 @@ struct sdk_param {
     char *key;
     char *json;
 };
-
-/* Set on a routine's thread; the worker's own thread leaves it NULL. */
-static __thread struct sdk_routine *current_routine;
 
 /* -------------------------------------------------------------- random */
 
@@ -214,17 +212,20 @@ out_unlock:
 
 int sdk_in_routine(void)
 {
-    return current_routine != NULL;
+    const struct sdk_fiber *f = fiber_local();
+
+    return f && f->routine;
 }
 
-static void *routine_main(void *arg)
+static void routine_main(void *arg)
 {
     struct sdk_routine *r = arg;
 
-    current_routine = r;
+    fiber_set_local(&r->fiber_data);
     r->fn(r->w, r->arg);
-    sdk_grpc_thread_release();
-    return NULL;
+    sdk_grpc_fiber_release(&r->fiber_data);
+    r->done = 1;
+    fiber_wake(worker_sched(r->w), r->worker_fiber);
 }
 
 J4_EXPORT int j4_routine_start(j4_worker_t *w,
@@ -232,10 +233,9 @@ J4_EXPORT int j4_routine_start(j4_worker_t *w,
                                void *arg)
 {
     struct sdk_routine *r;
-    pthread_attr_t attr;
-    int rc;
+    fiber_handle h;
 
-    if (!w || !fn || sdk_in_routine())
+    if (!w || !fn || sdk_in_routine() || !fiber_current())
         return J4_ERR_INVALID;
     if (w->nroutines == J4_ROUTINES_MAX)
         return J4_ERR_TOOBIG;
@@ -245,29 +245,44 @@ J4_EXPORT int j4_routine_start(j4_worker_t *w,
     r->w = w;
     r->fn = fn;
     r->arg = arg;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, ROUTINE_STACK);
-    rc = pthread_create(&r->thread, &attr, routine_main, r);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
+    r->fiber_data.routine = 1;
+    r->worker_fiber = fiber_self();
+    h = fiber_spawn_here(routine_main, r);
+    if (!h) {
         free(r);
         return J4_ERR_IO;
     }
+    atomic_store(&w->routine_fibers[w->nroutines], h);
     w->routines[w->nroutines++] = r;
+    /* A stop that came before the handle was stored missed the routine;
+     * it sees the flag at its first j4_should_stop() or wait anyway. */
     return J4_OK;
+}
+
+/* Non-zero once every routine of w has returned. */
+static int routines_done(const struct j4_worker *w)
+{
+    for (unsigned i = 0; i < w->nroutines; i++) {
+        if (!w->routines[i]->done)
+            return 0;
+    }
+    return 1;
 }
 
 void sdk_routines_join(struct j4_worker *w)
 {
+    struct sched *sched = worker_sched(w);
+
     if (!w->nroutines)
         return;
-    pthread_mutex_lock(&w->lock);
     atomic_store(&w->routines_halt, 1);
-    pthread_cond_broadcast(&w->wake);
-    pthread_mutex_unlock(&w->lock);
+    for (unsigned i = 0; i < w->nroutines; i++)
+        fiber_wake(sched, atomic_load(&w->routine_fibers[i]));
+    while (!routines_done(w))
+        fiber_wait_until(INT64_MAX);
 
     for (unsigned i = 0; i < w->nroutines; i++) {
-        pthread_join(w->routines[i]->thread, NULL);
+        atomic_store(&w->routine_fibers[i], 0);
         free(w->routines[i]);
         w->routines[i] = NULL;
     }
@@ -327,14 +342,15 @@ void sdk_extras_release(struct j4_worker *w)
         free(w->tags[i].value);
     }
     w->ntags = 0;
-    sdk_grpc_thread_release();
+    sdk_grpc_fiber_release(&w->fiber_data);
     pthread_mutex_destroy(&w->tags_lock);
 }
 
 /* -------------------------------------------------------- trace context */
 
 /* Ids need not be reproducible, only distinct: a per-thread generator
- * seeded from the clock and the thread. */
+ * seeded from the clock and the thread (fibers of one thread share it;
+ * they never run at once). */
 static uint64_t trace_random(void)
 {
     static __thread uint64_t s[4];

@@ -31,6 +31,7 @@ void worker_stats_init(struct worker_stats *s)
 
 void worker_stats_release(struct worker_stats *s)
 {
+    worker_series_table_release(&s->series);
     free(atomic_load_explicit(&s->latency, memory_order_acquire));
     atomic_store_explicit(&s->latency, NULL, memory_order_relaxed);
 }

@@ -62,7 +62,8 @@ struct stats_delta {
 
 void worker_stats_init(struct worker_stats *s);
 
-/* Frees what the worker's recording allocated; the worker has exited. */
+/* Frees what the worker's recording allocated (histograms, series);
+ * the worker has exited. */
 void worker_stats_release(struct worker_stats *s);
 
 /* Worker side. */

@@ -3,10 +3,11 @@
  * SDK implementation. Not part of the SDK: plugins only see the opaque
  * type from include/j4.h.
  *
- * Ownership: the runtime allocates a worker, starts its thread, and frees
- * it after joining. Fields marked "worker thread" are touched only by the
- * worker's own thread; the stop fields are written by the control thread
- * under lock and read anywhere.
+ * Ownership: the runtime allocates a worker, starts its fiber (scheduler.h),
+ * and frees it once the fiber said it exited. Fields marked "worker" are
+ * touched only by the worker's fibers (its own and its routines', which
+ * share one loop and so never run at the same time); the stop fields are
+ * atomics written by the control thread or the worker itself.
  */
 #ifndef J4_EXECUTOR_WORKER_H
 #define J4_EXECUTOR_WORKER_H
@@ -14,6 +15,8 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
+
+#include "scheduler.h"
 #include <stdint.h>
 
 #include "j4.h"
@@ -49,6 +52,13 @@ struct worker_tag {
 };
 
 struct sdk_http;    /* sdk_http.c */
+
+/* What the SDK keeps per fiber (fiber_local() points at it): the worker's
+ * own, or one in each routine. */
+struct sdk_fiber {
+    int routine;            /* a routine's fiber, not the worker's */
+    void *grpc_reply;       /* sdk_grpc.c's unary reply buffer */
+};
 struct sdk_routine; /* sdk_worker.c */
 struct sdk_param;   /* sdk_worker.c */
 
@@ -56,53 +66,54 @@ struct j4_worker {
     struct run_ctx *ctx;
     uint64_t number; /* cluster-wide worker number */
     uint32_t index;  /* local index within the run */
-    pthread_t thread;
+    fiber_handle fiber;
+    struct sdk_fiber fiber_data;
 
-    /* Stopping: stop is set once, with stop_us (monotonic), under lock. */
-    pthread_mutex_t lock;
-    pthread_cond_t wake; /* CLOCK_MONOTONIC; j4_sleep waits */
+    /* Stopping: stop is set once, with stop_us (monotonic), then the
+     * worker's fibers are woken. */
     atomic_int stop;
     _Atomic int64_t stop_us;
-    atomic_int exited; /* the thread has returned */
+    atomic_int exited; /* the fiber has returned */
 
     struct worker_stats stats;
 
-    /* Worker thread (the multi handle inside is also woken under lock). */
+    /* Worker. */
     struct sdk_http *http;
     int64_t log_second;
     unsigned log_lines;
 
-    /* Worker extras (sdk_worker.c). Routines are threads sharing this
-     * worker; the statistics are safe for several writers (series.h),
-     * the tags are guarded by tags_lock. */
+    /* Worker extras (sdk_worker.c). Routines are fibers on the worker's
+     * loop sharing this worker; the tags lock only matters to a plugin
+     * that hands its worker to a thread of its own. */
     pthread_mutex_t tags_lock;
-    uint64_t rng[4];               /* worker thread */
+    uint64_t rng[4];               /* worker */
     struct worker_tag tags[J4_TAGS_MAX]; /* written under tags_lock */
     unsigned ntags;
-    struct sdk_routine *routines[J4_ROUTINES_MAX]; /* worker thread */
+    struct sdk_routine *routines[J4_ROUTINES_MAX]; /* worker */
     unsigned nroutines;
+    _Atomic fiber_handle routine_fibers[J4_ROUTINES_MAX]; /* for wakes */
     atomic_int routines_halt;      /* stop routines of a failed init */
     struct sdk_param *params_cache; /* j4_param_json() texts */
 };
 
-/* Sets the stop flag (once) and wakes the worker from j4_sleep and from a
- * request in flight. Any thread. */
+/* Sets the stop flag (once) and wakes the worker's fibers from j4_sleep
+ * and from a request in flight. Any thread. */
 void worker_request_stop(struct j4_worker *w);
 
 /* Microseconds of grace left for requests in flight; INT64_MAX while the
  * worker is not stopping, <= 0 once the grace period has passed. */
 int64_t worker_grace_left_us(const struct j4_worker *w);
 
-/* Worker thread: frees the SDK's per-worker resources (HTTP handles). */
+/* Worker fiber: frees the SDK's per-worker resources (HTTP handles). */
 void sdk_worker_release(struct j4_worker *w);
 
-/* Owning thread, before the worker's thread starts: seeds its random
+/* Owning thread, before the worker's fiber starts: seeds its random
  * generator and sets up its tags lock. */
 void sdk_worker_init(struct j4_worker *w);
 
-/* Worker thread: tells the worker's routines to stop (they see
- * j4_should_stop()), wakes them and joins them. Called before fini and
- * after a failed init. */
+/* Worker fiber: tells the worker's routines to stop (they see
+ * j4_should_stop()), wakes them and waits until they returned. Called
+ * before fini and after a failed init. */
 void sdk_routines_join(struct j4_worker *w);
 
 /* The worker's tags (j4_tag); *count gets their number. Read them under
@@ -119,11 +130,11 @@ void sdk_trace_context(const struct j4_worker *w,
                        char traceparent[SDK_TRACEPARENT_LEN],
                        char *baggage, size_t baggage_size);
 
-/* Worker thread, from sdk_worker_release(): frees tags, cached params
- * and the thread's gRPC reply buffer, once the routines are joined. */
+/* Worker fiber, from sdk_worker_release(): frees tags, cached params
+ * and the fiber's gRPC reply buffer, once the routines ended. */
 void sdk_extras_release(struct j4_worker *w);
 
-/* Non-zero on the thread of one of the worker's routines. */
+/* Non-zero on the fiber of one of the worker's routines. */
 int sdk_in_routine(void);
 
 /* One HTTP exchange recorded as one sample. With graphql set, a 200
@@ -135,14 +146,14 @@ int sdk_http_exchange(struct j4_worker *w, const j4_http_request_t *req,
 /* gRPC core setup and the executor's shared channels (sdk_grpc.c). */
 void sdk_grpc_cleanup(void);
 
-/* Frees the calling thread's gRPC reply buffer (worker or routine). */
-void sdk_grpc_thread_release(void);
+/* Frees a fiber's gRPC reply buffer (worker or routine). */
+void sdk_grpc_fiber_release(struct sdk_fiber *f);
+
+/* The scheduler the runtime's workers run on (runtime.c). */
+struct sched *worker_sched(const struct j4_worker *w);
 
 /* Logs how many j4_log lines of the run were suppressed, if any. */
 void sdk_log_flush(struct run_ctx *ctx);
-
-/* Under w->lock: wakes a request in flight so it sees the stop flag. */
-void sdk_http_wakeup_locked(struct j4_worker *w);
 
 /* Process-wide libcurl setup, before any worker starts / after all end. */
 int sdk_global_init(void);

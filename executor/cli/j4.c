@@ -47,6 +47,7 @@ struct cli {
     int per_executor;
     const char *plugins;    /* run: plugin directory */
     unsigned capacity;      /* run: most workers */
+    unsigned threads;       /* run: worker threads */
     const char *format;     /* report: text, json, junit, csv */
     int refused;            /* the last call got an error answer */
 };
@@ -70,7 +71,7 @@ static void usage(FILE *out)
             "usage: j4 [--server URL] [--token TOKEN] COMMAND [ARGS]\n"
             "\n"
             "commands:\n"
-            "  run FILE [--plugins DIR] [--capacity N]\n"
+            "  run FILE [--plugins DIR] [--capacity N] [--threads N]\n"
             "                                      play a scenario in this "
             "process, no servers\n"
             "  submit FILE [--wait] [--executors]  submit a scenario "
@@ -320,6 +321,8 @@ static int take_command_options(struct cli *cli, int argc, char **argv)
             cli->plugins = argv[++i];
         } else if (strcmp(a, "--capacity") == 0 && has_value) {
             cli->capacity = (unsigned)strtoul(argv[++i], NULL, 10);
+        } else if (strcmp(a, "--threads") == 0 && has_value) {
+            cli->threads = (unsigned)strtoul(argv[++i], NULL, 10);
         } else if (strcmp(a, "--format") == 0 && has_value) {
             cli->format = argv[++i];
         } else if (strncmp(a, "--", 2) == 0 && a[2] != '\0') {
@@ -337,6 +340,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     struct run_options opts = {
         .plugins = cli->plugins,
         .capacity = cli->capacity ? cli->capacity : 100000,
+        .threads = cli->threads,
         .per_executor = cli->per_executor,
     };
 

@@ -361,7 +361,7 @@ int run_local(const struct run_options *opts)
                 opts->plugins);
         goto out_plugins;
     }
-    l->rt = runtime_new(&l->plugins, opts->capacity);
+    l->rt = runtime_new(&l->plugins, opts->capacity, opts->threads);
     if (l->rt == NULL)
         goto out_plugins;
 

@@ -9,6 +9,7 @@ struct run_options {
     const char *file;        /* scenario document, or "-" */
     const char *plugins;     /* plugin directory */
     unsigned capacity;       /* most workers */
+    unsigned threads;        /* worker threads, 0: one per CPU */
     int per_executor;        /* show the executor line in the live view */
 };
 

@@ -101,7 +101,6 @@ static void *bench_main(void *arg)
     begin = now_ns(CLOCK_THREAD_CPUTIME_ID);
     record_loop(s, t->path, t->samples);
     t->cpu_ns = now_ns(CLOCK_THREAD_CPUTIME_ID) - begin;
-    worker_series_table_release(&s->series);
     worker_stats_release(s);
     free(s);
     return NULL;
