@@ -78,7 +78,13 @@ struct runtime {
     pthread_mutex_t wait_lock;
     pthread_cond_t wait_cond;
     int wake_pending;
+
+    int64_t watch_ms;   /* last look at the worker threads */
+    int stuck_warned;   /* a warning for the current episode was logged */
 };
+
+/* A worker thread stuck this long in one worker earns a warning. */
+#define STUCK_WARN_US (2 * 1000 * 1000)
 
 /* ------------------------------------------------------------ helpers */
 
@@ -568,6 +574,30 @@ static void remove_drained(struct runtime *rt)
     }
 }
 
+/* Once a second: warns when a worker thread has been stuck in one
+ * worker, which stalls every other worker of that thread. */
+static void watch_threads(struct runtime *rt)
+{
+    int64_t now = clock_mono_ms(), us;
+    unsigned loop;
+
+    if (now - rt->watch_ms < 1000)
+        return;
+    rt->watch_ms = now;
+    us = runtime_stuck_us(rt, &loop);
+    if (us < STUCK_WARN_US) {
+        rt->stuck_warned = 0;
+        return;
+    }
+    if (rt->stuck_warned)
+        return;
+    rt->stuck_warned = 1;
+    log_warn("worker thread %u has been inside one worker for %.1f s, "
+             "which stalls the other workers of that thread: a scenario "
+             "blocks it (sleep(), a blocking socket or library call; wrap "
+             "such calls in j4_blocking())", loop, (double)us / 1e6);
+}
+
 int64_t runtime_reconcile(struct runtime *rt, int64_t now_ms)
 {
     int lease_ok = runtime_lease_valid(rt, clock_mono_ms());
@@ -591,6 +621,7 @@ int64_t runtime_reconcile(struct runtime *rt, int64_t now_ms)
     for (struct run *run = rt->runs; run; run = run->next)
         retry |= run_grow(rt, run, &budget, &batch);
     remove_drained(rt);
+    watch_threads(rt);
     if (retry)
         next = batch == 0 ? 0 : min_delay(next, 1000);
     return next;

@@ -290,6 +290,13 @@ void sdk_routines_join(struct j4_worker *w)
     atomic_store(&w->routines_halt, 0);
 }
 
+J4_EXPORT int j4_blocking(j4_worker_t *w, int (*fn)(void *arg), void *arg)
+{
+    if (!w || !fn)
+        return J4_ERR_INVALID;
+    return sched_block(fn, arg);
+}
+
 /* ------------------------------------------------------ shared, params */
 
 J4_EXPORT void *j4_shared(const j4_worker_t *w)

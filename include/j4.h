@@ -17,9 +17,15 @@
  *                                        worker is told to stop.
  *   when it stops      fini(w, state)    free what init built.
  *
- * Threads: each worker runs on its own thread; init, step and fini of one
- * worker always run on that worker's thread, one at a time. Different
- * workers run at the same time, so shared state needs its own locking.
+ * Threads: each worker is a fiber, a lightweight thread of its own with a
+ * small stack; an executor runs thousands of them on a few OS threads
+ * (one per core by default). init, step and fini of one worker always run
+ * on that worker's fiber, one at a time. While a worker waits in an SDK
+ * call (j4_sleep, HTTP, GraphQL, gRPC, j4_pool_take, j4_blocking) other
+ * workers run on its thread; so a step must not block the thread by other
+ * means (sleep(), a blocking socket, a library's own wait): wrap such a
+ * call in j4_blocking(). Workers on different threads run at the same
+ * time, so state shared between workers needs its own locking.
  *
  * Stopping: when the schedule lowers the worker count, the scenario is
  * stopped, or the executor loses its lease, the worker's stop flag is set.
@@ -46,7 +52,7 @@ extern "C" {
 /* Version of this header. A plugin built for another major version is
  * refused at load; a newer minor version only adds. */
 #define J4_VERSION_MAJOR 0
-#define J4_VERSION_MINOR 1
+#define J4_VERSION_MINOR 2
 #define J4_ABI_VERSION ((J4_VERSION_MAJOR << 16) | J4_VERSION_MINOR)
 
 #if defined(__GNUC__)
@@ -108,7 +114,7 @@ J4_EXPORT const char *j4_outcome_name(j4_outcome outcome);
 /* -------------------------------------------------------------- workers */
 
 /* One worker, owned by the executor. Valid from init until fini returns;
- * use it only from the worker's own thread. */
+ * use it only from the worker's own fiber and its routines. */
 typedef struct j4_worker j4_worker_t;
 
 /* Worker number unique across the cluster for this scenario. */
@@ -225,7 +231,9 @@ J4_EXPORT double j4_random_double(j4_worker_t *w);
 J4_EXPORT int j4_tag(j4_worker_t *w, const char *key, const char *value);
 
 /* Starts a background routine for this worker (a keep-alive pinger, a
- * stream reader). It runs on its own thread with the same j4_worker_t;
+ * stream reader). It runs on a fiber of its own, beside the worker's on
+ * the same OS thread (so never at the same moment), with the same
+ * j4_worker_t;
  * it must return once j4_should_stop(w) is true (j4_sleep and the SDK's
  * blocking calls return early then). The framework joins it before fini.
  * At most J4_ROUTINES_MAX per worker. */
@@ -233,6 +241,15 @@ J4_EXPORT int j4_tag(j4_worker_t *w, const char *key, const char *value);
 J4_EXPORT int j4_routine_start(j4_worker_t *w,
                                void (*fn)(j4_worker_t *w, void *arg),
                                void *arg);
+
+/* Appended in 0.2: runs fn(arg) on a helper thread of the executor while
+ * the worker waits, so a call that blocks its thread (a library without a
+ * non-blocking API, a file read, getaddrinfo) does not hold up the other
+ * workers. Returns fn's result. A stop does not interrupt it: fn should
+ * itself give up within the scenario's grace period (it may read
+ * j4_should_stop(w)). Helper threads are few (64 at most), so keep such
+ * calls short. */
+J4_EXPORT int j4_blocking(j4_worker_t *w, int (*fn)(void *arg), void *arg);
 
 /* What the scenario's setup() returned for this executor, or NULL. */
 J4_EXPORT void *j4_shared(const j4_worker_t *w);
