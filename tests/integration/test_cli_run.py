@@ -4,7 +4,9 @@ Only nginx runs (the harness also starts a nats-server and PostgreSQL,
 but `j4 run` is given neither address). A small scenario must finish with
 exit code 0 and a final report whose request count equals what nginx
 logged; a refused document exits 2 naming the field; an unknown plugin
-exits 1 naming the plugin and what the directory has.
+exits 1 naming the plugin and what the directory has. On one worker
+thread, blocking calls wrapped in j4_blocking() overlap, and raw ones
+stall the thread and are reported in the log.
 """
 
 import json
@@ -19,16 +21,40 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import j4harness as h  # noqa: E402
 
 
-def j4_run(c, doc, timeout=30):
+def j4_run(c, doc, timeout=30, extra=()):
     path = os.path.join(c.tmp, "scenario.json")
     with open(path, "w") as f:
         f.write(doc if isinstance(doc, str) else json.dumps(doc))
     argv = [os.path.join(h.build_dir(), "executor", "j4"), "run",
-            "--plugins", os.path.join(h.build_dir(), "scenarios"), path]
+            "--plugins", os.path.join(h.build_dir(), "scenarios")]
+    argv += list(extra) + [path]
     env = {k: v for k, v in os.environ.items() if not k.startswith("J4_")}
     p = subprocess.run(argv, capture_output=True, text=True,
                        timeout=timeout, env=env, stdin=subprocess.DEVNULL)
     return p.returncode, p.stdout, p.stderr
+
+
+def iterations(out):
+    m = re.search(r"^\s*iterations\s+(\d+)", out, re.M)
+    return int(m.group(1)) if m else -1
+
+
+def check_blocking(c, failures):
+    """4 workers on one thread, each step a 100 ms blocking call for 2 s:
+    wrapped, the calls overlap (~80 iterations); raw, they queue (~20)
+    and the stalled thread is reported."""
+    doc = {"name": "blocking", "scenario": "blocking", "target": 4,
+           "hold": "2s", "grace": "1s", "params": {"mode": "wrap"}}
+    rc, out, err = j4_run(c, doc, extra=("--threads", "1"))
+    n = iterations(out)
+    if rc != 0 or n < 50:
+        failures.append("j4_blocking: exit %d, %d iterations in 2 s (want "
+                        ">= 50 of ~80): %r" % (rc, n, out[-300:]))
+    raw = dict(doc, target=1, hold="4s", params={"mode": "raw", "ms": 3000})
+    rc, out, err = j4_run(c, raw, extra=("--threads", "1"))
+    if "inside one worker" not in err:
+        failures.append("a worker blocking its thread for 3 s was not "
+                        "reported: exit %d, stderr %r" % (rc, err[-400:]))
 
 
 def main():
@@ -82,6 +108,8 @@ def main():
         if rc != 1 or "every request failed" not in out:
             failures.append("closed target: exit %d, out %r"
                             % (rc, out[-400:]))
+
+        check_blocking(c, failures)
 
         rc, out, err = j4_run(c, dict(doc, scenario="nosuch"))
         if rc != 1 or "nosuch" not in out + err or "http" not in out + err:
