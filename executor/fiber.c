@@ -68,8 +68,9 @@ static int take_guard(void)
         return 1;
     atomic_fetch_add(&guards_left, 1);
     if (!atomic_exchange(&unguarded_warned, 1))
-        log_warn("fiber stacks: the vm.max_map_count budget for guard pages "
-                 "is spent; new stacks have only a canary check");
+        log_warn("fiber stacks: vm.max_map_count leaves no room for more "
+                 "guard pages; further workers' stacks have only a canary "
+                 "check (raise vm.max_map_count to keep guards)");
     return 0;
 }
 

@@ -2,7 +2,12 @@
  * sdk_http.c - j4_http_request(): one HTTP exchange on the worker's own
  * libcurl handle.
  *
- * Each worker keeps one easy handle; its transfers run on the multi
+ * Plain http:// requests go through the native HTTP/1.1 client
+ * (http1.h), which costs a fraction of libcurl's CPU per request; what it
+ * does not do (https, proxies, large bodies, odd URLs, a redirect to
+ * https) goes through libcurl, with the same outcomes either way.
+ *
+ * For libcurl each worker keeps one easy handle; its transfers run on the multi
  * handle of the worker's loop (scheduler.h), whose connection cache the
  * loop's workers share, so keep-alive connections are reused across
  * iterations. While a transfer runs the worker's fiber waits; a stop
@@ -23,6 +28,7 @@
 #include <strings.h>
 
 #include "clock.h"
+#include "http1.h"
 #include "worker.h"
 
 #define BODY_CAP (4u * 1024 * 1024) /* kept; the rest is discarded */
@@ -32,6 +38,7 @@
 
 struct sdk_http {
     CURL *easy;
+    struct http1 *native; /* created at the first native request */
     char *body;
     size_t len, cap;
 };
@@ -56,6 +63,7 @@ void sdk_worker_release(struct j4_worker *w)
     if (!h)
         return;
     w->http = NULL;
+    http1_free(h->native);
     curl_easy_cleanup(h->easy);
     free(h->body);
     free(h);
@@ -317,6 +325,93 @@ static int graphql_failed(const char *body, size_t len)
     return failed;
 }
 
+/* The outcome of a GraphQL exchange: a 200 whose body carries errors
+ * is one. */
+static j4_outcome graphql_outcome(j4_outcome outcome, long status,
+                                  const char *body, size_t len)
+{
+    if (outcome == J4_OUTCOME_OK && status == 200 &&
+        graphql_failed(body ? body : "", len))
+        return J4_OUTCOME_GRAPHQL;
+    return outcome;
+}
+
+/* Records one exchange and fills resp. */
+static void exchange_done(struct j4_worker *w, const j4_http_request_t *req,
+                          int graphql, j4_outcome outcome, long status,
+                          const char *body, size_t len, uint64_t latency,
+                          j4_http_response_t *resp)
+{
+    /* Named series (stats.h): multi-writer safe, so no lock here. */
+    worker_stats_record_named(&w->stats, graphql ? SERIES_GRAPHQL : SERIES_HTTP,
+                              req->name ? req->name
+                              : graphql ? "graphql"
+                              : req->method ? req->method : "GET",
+                              outcome, latency);
+    if (resp) {
+        resp->status = status;
+        resp->body = body ? body : "";
+        resp->body_len = len;
+        resp->outcome = outcome;
+        resp->latency_us = latency;
+    }
+}
+
+/* When the native client must give up on a stopping worker. */
+static int64_t native_abort_at(void *arg)
+{
+    int64_t left = worker_grace_left_us(arg);
+
+    return left == INT64_MAX ? INT64_MAX : clock_mono_us() + left;
+}
+
+#define NATIVE_FALLBACK 1 /* not a j4_status: replay with libcurl */
+
+/* One exchange through the native client. Returns its status, or
+ * NATIVE_FALLBACK when libcurl must play the request instead (nothing
+ * was recorded then). */
+static int native_exchange(struct j4_worker *w, struct sdk_http *h,
+                           const j4_http_request_t *req,
+                           j4_http_response_t *resp, int graphql)
+{
+    char traceparent[SDK_TRACEPARENT_LEN], baggage[200];
+    char tp_line[SDK_TRACEPARENT_LEN + 16], bg_line[224];
+    const char *extra[3];
+    struct http1_result res;
+    uint64_t start, latency;
+    size_t n = 0;
+    int rc;
+
+    if (!h->native && !(h->native = http1_new()))
+        return J4_ERR_NOMEM;
+    sdk_trace_context(w, traceparent, baggage, sizeof(baggage));
+    if (!has_header(req->headers, "traceparent")) {
+        memcpy(tp_line, "traceparent: ", 13);
+        memcpy(tp_line + 13, traceparent, SDK_TRACEPARENT_LEN);
+        extra[n++] = tp_line;
+    }
+    if (!has_header(req->headers, "baggage")) {
+        memcpy(bg_line, "baggage: ", 9);
+        memcpy(bg_line + 9, baggage, strlen(baggage) + 1);
+        extra[n++] = bg_line;
+    }
+    extra[n] = NULL;
+
+    start = (uint64_t)clock_mono_us();
+    rc = http1_exchange(h->native, req, extra, native_abort_at, w, &res);
+    latency = (uint64_t)clock_mono_us() - start;
+    if (rc == J4_OK && res.fallback)
+        return NATIVE_FALLBACK;
+    if (rc == J4_ERR_INVALID || rc == J4_ERR_NOMEM)
+        return rc; /* nothing was sent */
+    if (graphql)
+        res.outcome = graphql_outcome(res.outcome, res.status, res.body,
+                                      res.body_len);
+    exchange_done(w, req, graphql, res.outcome, res.status, res.body,
+                  res.body_len, latency, resp);
+    return res.outcome == J4_OUTCOME_GRAPHQL ? J4_ERR_PROTOCOL : rc;
+}
+
 int sdk_http_exchange(struct j4_worker *w, const j4_http_request_t *req,
                       j4_http_response_t *resp, int graphql)
 {
@@ -334,6 +429,12 @@ int sdk_http_exchange(struct j4_worker *w, const j4_http_request_t *req,
     h = http_of(w);
     if (!h)
         return J4_ERR_NOMEM;
+    if (http1_can(req)) {
+        int native = native_exchange(w, h, req, resp, graphql);
+
+        if (native != NATIVE_FALLBACK)
+            return native;
+    }
     body_reset(h);
     if (prepare(h, req) != J4_OK ||
         build_headers(w, req, &headers) != J4_OK)
@@ -349,22 +450,10 @@ int sdk_http_exchange(struct j4_worker *w, const j4_http_request_t *req,
         h->body[h->len] = '\0';
 
     outcome = classify(rc, status);
-    if (graphql && outcome == J4_OUTCOME_OK && status == 200 &&
-        graphql_failed(h->body ? h->body : "", h->len))
-        outcome = J4_OUTCOME_GRAPHQL;
-    /* Named series (stats.h): multi-writer safe, so no lock here. */
-    worker_stats_record_named(&w->stats, graphql ? SERIES_GRAPHQL : SERIES_HTTP,
-                              req->name ? req->name
-                              : graphql ? "graphql"
-                              : req->method ? req->method : "GET",
-                              outcome, latency);
-    if (resp) {
-        resp->status = status;
-        resp->body = h->body ? h->body : "";
-        resp->body_len = h->len;
-        resp->outcome = outcome;
-        resp->latency_us = latency;
-    }
+    if (graphql)
+        outcome = graphql_outcome(outcome, status, h->body, h->len);
+    exchange_done(w, req, graphql, outcome, status, h->body, h->len, latency,
+                  resp);
     if (outcome == J4_OUTCOME_GRAPHQL)
         return J4_ERR_PROTOCOL;
     return status_of(outcome, rc);

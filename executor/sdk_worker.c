@@ -395,21 +395,42 @@ static void baggage_encode(const char *name, char *out, size_t size)
     out[n] = '\0';
 }
 
+/* Writes v as 16 lower-case hex digits. */
+static char *hex64(char *out, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (int i = 15; i >= 0; i--) {
+        out[i] = digits[v & 15];
+        v >>= 4;
+    }
+    return out + 16;
+}
+
 void sdk_trace_context(const struct j4_worker *w,
                        char traceparent[SDK_TRACEPARENT_LEN],
                        char *baggage, size_t baggage_size)
 {
+    static const char key[] = "j4.scenario=";
     uint64_t hi = trace_random(), lo = trace_random();
     uint64_t span = trace_random();
-    char name[160];
+    char *p = traceparent;
 
     /* All-zero ids are invalid; a zero draw is astronomically rare but
-     * cheap to rule out. */
+     * cheap to rule out. Formatted by hand: this runs per request. */
     hi |= hi == 0 && lo == 0;
     span |= span == 0;
-    snprintf(traceparent, SDK_TRACEPARENT_LEN, "00-%016llx%016llx-%016llx-01",
-             (unsigned long long)hi, (unsigned long long)lo,
-             (unsigned long long)span);
-    baggage_encode(w->ctx->name, name, sizeof(name));
-    snprintf(baggage, baggage_size, "j4.scenario=%s", name);
+    memcpy(p, "00-", 3);
+    p = hex64(hex64(p + 3, hi), lo);
+    *p++ = '-';
+    p = hex64(p, span);
+    memcpy(p, "-01", 4);
+    if (baggage_size <= sizeof(key)) {
+        if (baggage_size)
+            baggage[0] = '\0';
+        return;
+    }
+    memcpy(baggage, key, sizeof(key) - 1);
+    baggage_encode(w->ctx->name, baggage + sizeof(key) - 1,
+                   baggage_size - (sizeof(key) - 1));
 }

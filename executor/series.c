@@ -5,7 +5,7 @@
  * The layout and the threading rules are in series.h. The only lock a
  * worker ever takes is on the first sample of a name (to intern it and
  * allocate its series); after that a sample is a scan of the worker's
- * few series and relaxed atomic adds.
+ * few series and relaxed atomic adds (common/chist.c for histograms).
  */
 #include "series.h"
 
@@ -14,8 +14,6 @@
 #include <string.h>
 
 #define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-#define ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
-#define XCHG(p, v) __atomic_exchange_n((p), (v), __ATOMIC_RELAXED)
 
 static const char *const kind_names[SERIES_KIND_COUNT_] = {
     "request", "histogram", "counter", "gauge", "check", "stream",
@@ -248,15 +246,29 @@ void worker_series_table_init(struct worker_series_table *t)
     pthread_mutex_init(&t->lock, NULL);
 }
 
+/* Series i of t; i below a count read with acquire. */
+static struct worker_series *table_item(const struct worker_series_table *t,
+                                        uint32_t i)
+{
+    return t->blocks[i / SERIES_BLOCK][i % SERIES_BLOCK];
+}
+
 void worker_series_table_release(struct worker_series_table *t)
 {
     uint32_t n = atomic_load(&t->count);
 
     for (uint32_t i = 0; i < n; i++) {
-        free(t->items[i]->hist);
-        free(t->items[i]->hist2);
-        free(t->items[i]);
+        struct worker_series *s = table_item(t, i);
+
+        if (s->hist)
+            chist_release(s->hist);
+        if (s->hist2)
+            chist_release(s->hist2);
+        free(s);
     }
+    for (uint32_t b = 0; b < SERIES_BLOCKS; b++)
+        free(t->blocks[b]);
+    memset(t->blocks, 0, sizeof(t->blocks));
     atomic_store(&t->count, 0);
     pthread_mutex_destroy(&t->lock);
 }
@@ -269,11 +281,12 @@ static struct worker_series *table_find(struct worker_series_table *t,
     uint32_t n = atomic_load_explicit(&t->count, memory_order_acquire);
 
     for (uint32_t i = 0; i < n; i++) {
-        const struct series_key *k = t->items[i]->key;
+        struct worker_series *s = table_item(t, i);
+        const struct series_key *k = s->key;
 
         if (k->kind == kind && k->protocol == protocol &&
             k->tags_id == tags_id && !strcmp(k->name, name))
-            return t->items[i];
+            return s;
     }
     return NULL;
 }
@@ -287,44 +300,71 @@ static struct hist *hist_new(void)
     return h;
 }
 
+/* Histograms a series of kind keeps: latency or values, and for streams
+ * the lifetime as well. */
+static int hists_of(enum series_kind kind)
+{
+    switch (kind) {
+    case SERIES_REQUEST:
+    case SERIES_TEAM_HIST:
+        return 1;
+    case SERIES_STREAM:
+        return 2;
+    default:
+        return 0;
+    }
+}
+
+/* A worker series and its histograms in one allocation. */
 static struct worker_series *series_new(const struct series_key *key)
 {
-    struct worker_series *s = calloc(1, sizeof(*s));
-    int hist = key->kind == SERIES_REQUEST || key->kind == SERIES_TEAM_HIST ||
-               key->kind == SERIES_STREAM;
+    int hists = hists_of((enum series_kind)key->kind);
+    struct worker_series *s =
+        calloc(1, sizeof(*s) + (size_t)hists * sizeof(s->hists[0]));
 
     if (!s)
         return NULL;
     s->key = key;
-    if (hist && !(s->hist = hist_new()))
-        goto out_free;
-    if (key->kind == SERIES_STREAM && !(s->hist2 = hist_new()))
-        goto out_free;
+    for (int i = 0; i < hists; i++)
+        chist_init(&s->hists[i]);
+    if (hists > 0)
+        s->hist = &s->hists[0];
+    if (hists > 1)
+        s->hist2 = &s->hists[1];
     return s;
-
-out_free:
-    free(s->hist);
-    free(s);
-    return NULL;
 }
 
-/* Slow path: the first sample of a name in this worker. */
+/* Slow path: the first sample of a name in this worker. Call only while
+ * holding t->lock. */
+static struct worker_series *table_append(struct worker_series_table *t,
+                                          const struct series_key *key)
+{
+    uint32_t n = atomic_load(&t->count);
+    struct worker_series ***block;
+    struct worker_series *s;
+
+    if (n >= SERIES_RUN_MAX)
+        return NULL;
+    block = &t->blocks[n / SERIES_BLOCK];
+    if (!*block && !(*block = calloc(SERIES_BLOCK, sizeof(**block))))
+        return NULL;
+    if (!(s = series_new(key)))
+        return NULL;
+    (*block)[n % SERIES_BLOCK] = s;
+    atomic_store_explicit(&t->count, n + 1, memory_order_release);
+    return s;
+}
+
 static struct worker_series *table_add(struct worker_series_table *t,
-                                       struct series_names *names,
                                        const struct series_key *key)
 {
     struct worker_series *s;
-    uint32_t n;
 
     pthread_mutex_lock(&t->lock);
     s = table_find(t, key->kind, key->protocol, key->name, key->tags_id);
-    n = atomic_load(&t->count);
-    if (!s && n < SERIES_RUN_MAX && (s = series_new(key)) != NULL) {
-        t->items[n] = s;
-        atomic_store_explicit(&t->count, n + 1, memory_order_release);
-    }
+    if (!s)
+        s = table_append(t, key);
     pthread_mutex_unlock(&t->lock);
-    (void)names;
     return s;
 }
 
@@ -357,46 +397,7 @@ struct worker_series *worker_series_get(struct worker_series_table *t,
     if (!key)
         return NULL;
     s = table_find(t, key->kind, key->protocol, key->name, key->tags_id);
-    return s ? s : table_add(t, names, key);
-}
-
-/* ------------------------------------------------------------ recording */
-
-static void range_grow(struct hist *h, uint32_t i)
-{
-    uint32_t seen = LOAD(&h->lo);
-
-    while (i < seen && !__atomic_compare_exchange_n(
-                           &h->lo, &seen, i, 1, __ATOMIC_RELAXED,
-                           __ATOMIC_RELAXED))
-        ;
-    seen = LOAD(&h->hi);
-    while (i + 1 > seen && !__atomic_compare_exchange_n(
-                               &h->hi, &seen, i + 1, 1, __ATOMIC_RELAXED,
-                               __ATOMIC_RELAXED))
-        ;
-}
-
-void series_hist_record(struct hist *h, uint64_t v)
-{
-    uint32_t i = hist_index(v);
-    uint64_t seen;
-
-    if (i < LOAD(&h->lo) || i >= LOAD(&h->hi))
-        range_grow(h, i);
-    ADD(&h->counts[i], 1);
-    ADD(&h->total, 1);
-    ADD(&h->sum_us, v);
-    seen = LOAD(&h->max_us);
-    while (v > seen && !__atomic_compare_exchange_n(
-                           &h->max_us, &seen, v, 1, __ATOMIC_RELAXED,
-                           __ATOMIC_RELAXED))
-        ;
-    seen = LOAD(&h->min_us);
-    while (v < seen && !__atomic_compare_exchange_n(
-                           &h->min_us, &seen, v, 1, __ATOMIC_RELAXED,
-                           __ATOMIC_RELAXED))
-        ;
+    return s ? s : table_add(t, key);
 }
 
 /* ------------------------------------------------------------- deltas */
@@ -481,43 +482,54 @@ static int worker_series_empty(struct worker_series *s)
         if (atomic_load_explicit(&s->counts[i], memory_order_relaxed))
             return 0;
     }
-    if (s->hist && LOAD(&s->hist->total))
+    if (s->hist && chist_pending(s->hist))
         return 0;
-    if (s->hist2 && LOAD(&s->hist2->total))
+    if (s->hist2 && chist_pending(s->hist2))
         return 0;
     return atomic_load(&s->gauge) == s->gauge_shipped;
 }
 
-static void drain_one(struct worker_series *s, struct series_delta *d)
+/* Moves s into d; outcomes and latency (either may be NULL) get the same
+ * counts and samples as well. */
+static void drain_one(struct worker_series *s, struct series_delta *d,
+                      uint64_t *outcomes, struct hist *latency)
 {
     int64_t gauge = atomic_load(&s->gauge);
 
     for (int i = 0; i < SERIES_COUNTS; i++) {
-        if (atomic_load_explicit(&s->counts[i], memory_order_relaxed))
-            d->counts[i] += atomic_exchange_explicit(&s->counts[i], 0,
-                                                     memory_order_relaxed);
+        uint64_t n;
+
+        if (!atomic_load_explicit(&s->counts[i], memory_order_relaxed))
+            continue;
+        n = atomic_exchange_explicit(&s->counts[i], 0, memory_order_relaxed);
+        d->counts[i] += n;
+        if (outcomes)
+            outcomes[i] += n;
     }
     if (s->hist && d->hist)
-        hist_drain(s->hist, d->hist);
+        chist_drain(s->hist, d->hist, latency);
     if (s->hist2 && d->hist2)
-        hist_drain(s->hist2, d->hist2);
+        chist_drain(s->hist2, d->hist2, NULL);
     d->gauge += gauge - s->gauge_shipped;
     s->gauge_shipped = gauge;
 }
 
-void series_drain(struct worker_series_table *t, struct series_set *set)
+void series_drain(struct worker_series_table *t, struct series_set *set,
+                  uint64_t *outcomes, struct hist *latency)
 {
     uint32_t n = atomic_load_explicit(&t->count, memory_order_acquire);
 
     for (uint32_t i = 0; i < n; i++) {
-        struct worker_series *s = t->items[i];
+        struct worker_series *s = table_item(t, i);
+        int request = s->key->kind == SERIES_REQUEST;
         struct series_delta *d;
 
         if (worker_series_empty(s))
             continue;
         d = series_set_get(set, s->key);
         if (d)
-            drain_one(s, d);
+            drain_one(s, d, request ? outcomes : NULL,
+                      request ? latency : NULL);
     }
 }
 

@@ -18,12 +18,18 @@
  * Recording: each worker holds a small table of its own series, found by
  * name with a linear scan (a worker uses few names). The first sample of
  * a name takes the run's intern lock and allocates the series once; every
- * later sample is relaxed atomic adds only, no lock and no malloc. The
+ * later sample is relaxed atomic adds only, no lock, and no malloc but
+ * for the first sample in a histogram chunk. A worker's histograms are
+ * struct chist (common/chist.h): chunks of buckets allocated as samples
+ * reach them, a few KiB for a worker whose latencies keep to a band. The
  * executor's control thread drains the worker tables into a struct
- * series_set (plain memory it owns) with atomic exchanges, as stats.c
- * does for the totals. Recording is safe from more than one thread of
- * the same worker (its routines), since creation is locked and
- * histogram ranges grow with compare-and-swap.
+ * series_set (plain memory it owns, full struct hist) with atomic
+ * exchanges. Recording is safe from more than one thread of the same
+ * worker (its routines), since creation is locked and chunks are
+ * published with compare-and-swap.
+ *
+ * The worker's totals (stats.h) are not recorded apart: series_drain()
+ * adds what it moves out of the request series into them as well.
  */
 #ifndef J4_EXECUTOR_SERIES_H
 #define J4_EXECUTOR_SERIES_H
@@ -32,6 +38,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "chist.h"
 #include "hist.h"
 #include "j4.h"
 
@@ -89,20 +96,27 @@ struct series_names {
     char *tagsets[SERIES_TAGSETS_MAX];
 };
 
-/* One series of one worker: written by the worker, drained by control. */
+/* One series of one worker: written by the worker, drained by control.
+ * The histograms live in the same allocation (hists). */
 struct worker_series {
     const struct series_key *key;
     _Atomic uint64_t counts[SERIES_COUNTS];
     _Atomic int64_t gauge;
     int64_t gauge_shipped;      /* control thread only */
-    struct hist *hist;          /* NULL for kinds without one */
-    struct hist *hist2;         /* streams: lifetime */
+    struct chist *hist;         /* NULL for kinds without one */
+    struct chist *hist2;        /* streams: lifetime */
+    struct chist hists[];
 };
+
+/* A worker's series, SERIES_BLOCK to a block; a block is allocated when
+ * the first series of it is made, so a worker using one name holds one. */
+#define SERIES_BLOCK 16
+#define SERIES_BLOCKS ((SERIES_RUN_MAX + SERIES_BLOCK - 1) / SERIES_BLOCK)
 
 struct worker_series_table {
     pthread_mutex_t lock;       /* creation only */
-    _Atomic uint32_t count;
-    struct worker_series *items[SERIES_RUN_MAX];
+    _Atomic uint32_t count;     /* published after its block and item */
+    struct worker_series **blocks[SERIES_BLOCKS];
 };
 
 /* A drained series, owned by one thread. gauge is a change: the sum of
@@ -146,11 +160,11 @@ struct worker_series *worker_series_get(struct worker_series_table *t,
                                         enum series_protocol protocol,
                                         const char *name, uint32_t tags_id);
 
-/* Histogram recording safe against other writers of the same series. */
-void series_hist_record(struct hist *h, uint64_t value);
-
-/* Control side: moves what t recorded so far into set. */
-void series_drain(struct worker_series_table *t, struct series_set *set);
+/* Control side: moves what t recorded so far into set. What leaves the
+ * request series is also added to outcomes (SERIES_COUNTS counters, by
+ * j4_outcome) and latency, the worker's totals, when they are not NULL. */
+void series_drain(struct worker_series_table *t, struct series_set *set,
+                  uint64_t *outcomes, struct hist *latency);
 
 void series_set_init(struct series_set *set);
 void series_set_release(struct series_set *set);

@@ -2,14 +2,22 @@
  * stats.c - per-worker counters and the deltas the control thread ships.
  *
  * The worker adds with relaxed atomic increments; the control thread
- * exchanges each counter with zero. Between the two, a sample may be in
- * the counters and not yet in the histogram (or the other way round) for
- * one drain; the next drain picks up the rest, so totals always agree.
+ * exchanges each counter with zero. A request lands once, in its series;
+ * the totals of a delta are made while draining, from what leaves the
+ * request series. Between the two sides, a sample may be in the outcome
+ * counters and not yet in the histogram (or the other way round) for one
+ * drain; the next drain picks up the rest, so totals always agree.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "stats.h"
+
+/* Totals of the requests that found no series. */
+struct stats_spill {
+    _Atomic uint64_t outcomes[J4_OUTCOME_COUNT_];
+    struct chist latency;
+};
 
 /* The worker's current tag set (j4_tag may change it from a routine). */
 static uint32_t tags_of(struct worker_stats *s)
@@ -19,11 +27,9 @@ static uint32_t tags_of(struct worker_stats *s)
 
 void worker_stats_init(struct worker_stats *s)
 {
-    for (int i = 0; i < J4_OUTCOME_COUNT_; i++)
-        atomic_init(&s->outcomes[i], 0);
     atomic_init(&s->iterations, 0);
     atomic_init(&s->iteration_errors, 0);
-    atomic_init(&s->latency, NULL);
+    atomic_init(&s->spill, NULL);
     s->names = NULL;
     worker_series_table_init(&s->series);
     atomic_init(&s->tags_id, 0);
@@ -31,31 +37,46 @@ void worker_stats_init(struct worker_stats *s)
 
 void worker_stats_release(struct worker_stats *s)
 {
+    struct stats_spill *spill = atomic_load(&s->spill);
+
     worker_series_table_release(&s->series);
-    free(atomic_load_explicit(&s->latency, memory_order_acquire));
-    atomic_store_explicit(&s->latency, NULL, memory_order_relaxed);
+    if (spill) {
+        chist_release(&spill->latency);
+        free(spill);
+    }
+    atomic_store_explicit(&s->spill, NULL, memory_order_relaxed);
 }
 
-/* The worker's latency histogram, made at its first sample. A routine may
- * record at the same time as the worker: the first to publish wins. */
-static struct hist *latency_of(struct worker_stats *s)
+/* The worker's spill, made at the first request that found no series. A
+ * routine may record at the same time as the worker: the first to
+ * publish wins. */
+static struct stats_spill *spill_of(struct worker_stats *s)
 {
-    struct hist *h = atomic_load_explicit(&s->latency, memory_order_acquire);
-    struct hist *expected = NULL;
+    struct stats_spill *p = atomic_load_explicit(&s->spill,
+                                                 memory_order_acquire);
+    struct stats_spill *expected = NULL;
 
-    if (h)
-        return h;
-    h = malloc(sizeof(*h));
-    if (!h)
-        return NULL;
-    hist_init(h);
-    if (!atomic_compare_exchange_strong_explicit(
-            &s->latency, &expected, h, memory_order_acq_rel,
-            memory_order_acquire)) {
-        free(h);
-        h = expected;
-    }
-    return h;
+    if (p || !(p = calloc(1, sizeof(*p))))
+        return p;
+    chist_init(&p->latency);
+    if (atomic_compare_exchange_strong_explicit(
+            &s->spill, &expected, p, memory_order_acq_rel,
+            memory_order_acquire))
+        return p;
+    free(p);
+    return expected;
+}
+
+/* A request with no series: the totals keep it all the same. */
+static void spill_record(struct worker_stats *s, j4_outcome outcome,
+                         uint64_t latency_us)
+{
+    struct stats_spill *p = spill_of(s);
+
+    if (!p)
+        return;
+    atomic_fetch_add_explicit(&p->outcomes[outcome], 1, memory_order_relaxed);
+    chist_record(&p->latency, latency_us);
 }
 
 void worker_stats_record(struct worker_stats *s, j4_outcome outcome,
@@ -70,22 +91,19 @@ void worker_stats_record_named(struct worker_stats *s, int protocol,
                                uint64_t latency_us)
 {
     struct worker_series *ws;
-    struct hist *total;
 
     if ((unsigned)outcome >= J4_OUTCOME_COUNT_)
         outcome = J4_OUTCOME_OTHER;
     if ((unsigned)protocol >= SERIES_PROTOCOL_COUNT_)
         protocol = SERIES_CUSTOM;
-    atomic_fetch_add_explicit(&s->outcomes[outcome], 1, memory_order_relaxed);
-    total = latency_of(s);
-    if (total)
-        series_hist_record(total, latency_us);
     ws = worker_series_get(&s->series, s->names, SERIES_REQUEST,
                            (enum series_protocol)protocol, name, tags_of(s));
-    if (!ws)
+    if (!ws) {
+        spill_record(s, outcome, latency_us);
         return;
+    }
     atomic_fetch_add_explicit(&ws->counts[outcome], 1, memory_order_relaxed);
-    series_hist_record(ws->hist, latency_us);
+    chist_record(ws->hist, latency_us);
 }
 
 static struct worker_series *team(struct worker_stats *s,
@@ -101,7 +119,7 @@ void stats_team_observe(struct worker_stats *s, const char *name,
     struct worker_series *ws = team(s, SERIES_TEAM_HIST, name);
 
     if (ws)
-        series_hist_record(ws->hist, value_us);
+        chist_record(ws->hist, value_us);
 }
 
 void stats_team_count(struct worker_stats *s, const char *name, uint64_t n)
@@ -163,7 +181,7 @@ void stats_stream_first_message(struct worker_stats *s, int protocol,
     struct worker_series *ws = stream(s, protocol, name);
 
     if (ws)
-        series_hist_record(ws->hist, us);
+        chist_record(ws->hist, us);
 }
 
 void stats_stream_messages(struct worker_stats *s, int protocol,
@@ -179,7 +197,7 @@ void stats_stream_ended(struct worker_stats *s, int protocol,
 
     if (!ws)
         return;
-    series_hist_record(ws->hist2, lifetime_us);
+    chist_record(ws->hist2, lifetime_us);
     if (reset)
         atomic_fetch_add_explicit(&ws->counts[SERIES_STREAM_RESETS], 1,
                                   memory_order_relaxed);
@@ -208,16 +226,17 @@ static uint64_t take(_Atomic uint64_t *counter)
 
 void stats_drain(struct worker_stats *s, struct stats_delta *d)
 {
-    for (int i = 0; i < J4_OUTCOME_COUNT_; i++)
-        d->outcomes[i] += take(&s->outcomes[i]);
+    struct stats_spill *spill = atomic_load_explicit(&s->spill,
+                                                     memory_order_acquire);
+
     d->iterations += take(&s->iterations);
     d->iteration_errors += take(&s->iteration_errors);
-    struct hist *total = atomic_load_explicit(&s->latency,
-                                              memory_order_acquire);
-
-    if (total)
-        hist_drain(total, &d->latency);
-    series_drain(&s->series, &d->series);
+    series_drain(&s->series, &d->series, d->outcomes, &d->latency);
+    if (!spill)
+        return;
+    for (int i = 0; i < J4_OUTCOME_COUNT_; i++)
+        d->outcomes[i] += take(&spill->outcomes[i]);
+    chist_drain(&spill->latency, &d->latency, NULL);
 }
 
 void stats_delta_init(struct stats_delta *d)

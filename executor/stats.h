@@ -1,16 +1,18 @@
 /*
  * stats.h - what one worker measured, and the deltas shipped in reports.
  *
- * Each worker owns a struct worker_stats and is its only writer: outcome
- * counters and iteration counters are relaxed atomics, latencies go into a
- * struct hist (common/hist.h). The control thread takes what was recorded
- * so far with stats_drain(), which swaps every counter to zero atomically,
- * so the worker path takes no lock and every sample lands in exactly one
- * struct stats_delta.
- *
- * Besides the totals, every sample also lands in a named series
- * (series.h): requests by (name, protocol, outcome), team metrics,
- * checks and streams. The SDK records through the functions below.
+ * Each worker owns a struct worker_stats, written by the worker and its
+ * routines: iteration counters are relaxed atomics, and everything else
+ * lands in a named series (series.h): requests by (name, protocol,
+ * outcome), team metrics, checks and streams. A request is recorded once,
+ * into its series (its outcome counter and a struct chist, common/chist.h);
+ * the worker's totals (requests by outcome, one latency histogram) are
+ * not kept apart but made at drain time: stats_drain() adds each request
+ * series it moves into the delta's totals as well. The control thread
+ * takes what was recorded so far with stats_drain(), which swaps every
+ * counter to zero atomically, so the worker path takes no lock and every
+ * sample lands in exactly one struct stats_delta. The SDK records through
+ * the functions below.
  *
  * Stream metrics, for the SDK's streaming helpers (gRPC server streams,
  * subscriptions); name is the stream name (NULL: "other"), protocol its
@@ -38,14 +40,15 @@
 #include "j4.h"
 #include "series.h"
 
+struct stats_spill;
+
 struct worker_stats {
-    _Atomic uint64_t outcomes[J4_OUTCOME_COUNT_];
     _Atomic uint64_t iterations;
     _Atomic uint64_t iteration_errors;
-    /* Every request's latency, allocated at the worker's first sample
-     * (a worker that never records, such as a sleeper, costs none of its
-     * 35 KiB). Freed by worker_stats_release(). */
-    struct hist *_Atomic latency;
+    /* Requests that found no series (no memory, or the run's series table
+     * full) still count in the totals: through this, allocated at the
+     * first such request and NULL in the normal case. */
+    struct stats_spill *_Atomic spill;
     struct series_names *names;         /* the run's, not owned */
     struct worker_series_table series;  /* init/release: the runtime */
     _Atomic uint32_t tags_id;   /* j4_tag's set in names; 0: none */
@@ -71,9 +74,11 @@ void worker_stats_record(struct worker_stats *s, j4_outcome outcome,
                          uint64_t latency_us);
 void worker_stats_iteration(struct worker_stats *s, int failed);
 
-/* Records one request into the totals and its named series. name NULL
- * means the protocol's default (the caller's choice: method, "graphql",
- * gRPC method); protocol is enum series_protocol. */
+/* Records one request into its named series, and so into the totals.
+ * name NULL means the protocol's default (the caller's choice: method,
+ * "graphql", gRPC method); protocol is enum series_protocol.
+ * worker_stats_record() (j4_record) records into the series ("custom",
+ * custom protocol). */
 void worker_stats_record_named(struct worker_stats *s, int protocol,
                                const char *name, j4_outcome outcome,
                                uint64_t latency_us);
@@ -98,7 +103,9 @@ void stats_stream_ended(struct worker_stats *s, int protocol,
 void stats_stream_reconnect(struct worker_stats *s, int protocol,
                             const char *name);
 
-/* Control side: moves everything s recorded so far into d (d += s). */
+/* Control side: moves everything s recorded so far into d (d += s).
+ * d's outcomes and latency grow by what leaves s's request series (and
+ * its spill), so they always equal the sum of those series. */
 void stats_drain(struct worker_stats *s, struct stats_delta *d);
 
 /* stats_delta_init() forgets what d held without freeing it (the

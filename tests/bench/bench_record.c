@@ -2,12 +2,14 @@
  * bench_record.c - what one sample costs on the worker's recording path.
  *
  * The SDK calls worker_stats_record_named() (executor/stats.h) once per
- * request: outcome counters, the worker's latency histogram, and the named
- * series of that request. This program times that call, and for reference
- * the bare histogram record under it, first on one thread and then with
- * many threads at once, each recording into its own struct worker_stats
- * as workers do. Figures are printed as "key value" lines for
- * scripts/bench; nothing here passes or fails.
+ * request: the named series of that request (its outcome counter and its
+ * struct chist, which the worker's totals are drained from). This program
+ * times that call, and for reference the bare histogram record under it
+ * (chist_record), first on one thread and then with many threads at once,
+ * each recording into its own struct worker_stats as workers do. It also
+ * prints worker_bytes: what one worker's recording state holds after
+ * 10000 requests in a realistic latency band. Figures are printed as
+ * "key value" lines for scripts/bench; nothing here passes or fails.
  *
  * Usage: bench_record [SAMPLES_PER_THREAD [THREADS]]
  *   defaults: 20000000 samples, 64 threads.
@@ -17,6 +19,8 @@
  * threads share; the wall-clock rate of all threads together is printed
  * beside it.
  */
+#include <malloc.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +32,7 @@
 
 enum bench_path {
     PATH_RECORD_NAMED,  /* what sdk_http.c calls per request */
-    PATH_HIST_ONLY,     /* series_hist_record() alone */
+    PATH_HIST_ONLY,     /* chist_record() alone */
 };
 
 struct bench_thread {
@@ -56,6 +60,74 @@ static void fill_latencies(void)
     }
 }
 
+/* The next of a fixed xorshift sequence, as a double in (0, 1). */
+static double uniform(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return ((double)(*x >> 11) + 0.5) / 9007199254740992.0;
+}
+
+/* A log-normal-ish latency: median 2 ms, sigma 0.8 (Box-Muller), kept to
+ * the band 200 us - 20 ms a busy HTTP target answers in. */
+static uint64_t band_latency(uint64_t *x)
+{
+    double u = uniform(x), v = uniform(x);
+    double z = sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+    double us = 2000.0 * exp(0.8 * z);
+
+    if (us < 200.0)
+        us = 200.0;
+    if (us > 20000.0)
+        us = 20000.0;
+    return (uint64_t)us;
+}
+
+/* Bytes of this thread's heap in use (main arena only: call it from the
+ * main thread before any other thread allocates). */
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 m = mallinfo2();
+
+    return m.uordblks + m.hblkhd;
+}
+
+/* What one recording worker holds after samples requests of one name in
+ * the band: its struct worker_stats and every byte its recording
+ * allocated (malloc's own overhead included). The run's interned name is
+ * shared by all workers, so a first worker interns it outside the count. */
+static int worker_bytes(uint64_t samples)
+{
+    struct series_names *names = series_names_new();
+    struct worker_stats *s = malloc(sizeof(*s));
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    size_t before, bytes;
+
+    if (!names || !s) {
+        fprintf(stderr, "bench_record: out of memory\n");
+        return -1;
+    }
+    worker_stats_init(s);
+    s->names = names;
+    worker_stats_record_named(s, SERIES_HTTP, "GET", J4_OUTCOME_OK, 1000);
+    worker_stats_release(s);
+
+    worker_stats_init(s);
+    s->names = names;
+    before = heap_in_use();
+    for (uint64_t i = 0; i < samples; i++)
+        worker_stats_record_named(s, SERIES_HTTP, "GET", J4_OUTCOME_OK,
+                                  band_latency(&x));
+    bytes = sizeof(*s) + heap_in_use() - before;
+    printf("worker_bytes_samples %llu\n", (unsigned long long)samples);
+    printf("worker_bytes %zu\n", bytes);
+    worker_stats_release(s);
+    free(s);
+    series_names_free(names);
+    return 0;
+}
+
 static double now_ns(clockid_t clock)
 {
     struct timespec ts;
@@ -67,18 +139,19 @@ static double now_ns(clockid_t clock)
 static void record_loop(struct worker_stats *s, enum bench_path path,
                         uint64_t samples)
 {
-    static _Thread_local struct hist alone;
+    static _Thread_local struct chist alone;
 
-    hist_init(&alone);
+    chist_init(&alone);
     for (uint64_t i = 0; i < samples; i++) {
         uint64_t us = latencies[i & (LATENCIES - 1)];
 
         if (path == PATH_HIST_ONLY)
-            series_hist_record(&alone, us);
+            chist_record(&alone, us);
         else
             worker_stats_record_named(s, SERIES_HTTP, "GET", J4_OUTCOME_OK,
                                       us);
     }
+    chist_release(&alone);
 }
 
 static void *bench_main(void *arg)
@@ -162,7 +235,8 @@ int main(int argc, char **argv)
     fill_latencies();
     /* With many threads, each records a share so the run stays short. */
     per_thread = samples / 4 > 1000 ? samples / 4 : samples;
-    if (run("single_named", PATH_RECORD_NAMED, 1, samples) ||
+    if (worker_bytes(10000) ||
+        run("single_named", PATH_RECORD_NAMED, 1, samples) ||
         run("single_hist", PATH_HIST_ONLY, 1, samples) ||
         run("multi_named", PATH_RECORD_NAMED, threads, per_thread) ||
         run("multi_hist", PATH_HIST_ONLY, threads, per_thread))
