@@ -7,7 +7,9 @@
  * accepted when it decodes, its id is a valid subject token equal to the
  * subject's last token, and it is newer (by seq) than the one stored for
  * the same incarnation. A new incarnation replaces the old record: that
- * process is gone.
+ * process is gone. Records are found by id through an idindex.h index,
+ * and each record's statuses are kept sorted by scenario id, so that
+ * lookups stay cheap with thousands of executors.
  */
 #include "fleet.h"
 
@@ -33,6 +35,7 @@ void fleet_release(struct fleet *fleet)
     for (size_t i = 0; i < fleet->n_execs; i++)
         free(fleet->execs[i].status);
     free(fleet->execs);
+    id_index_release(&fleet->index);
     pthread_mutex_destroy(&fleet->lock);
     memset(fleet, 0, sizeof(*fleet));
 }
@@ -43,14 +46,29 @@ uint64_t fleet_dropped(struct fleet *fleet)
     return atomic_load(&fleet_dropped_count);
 }
 
+const struct fleet_status *fleet_status_find(const struct fleet_status *st,
+                                             size_t n, int64_t scenario_id)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int64_t sid = st[mid].scenario_id;
+
+        if (sid == scenario_id)
+            return &st[mid];
+        if (sid < scenario_id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
 const struct fleet_status *fleet_exec_status(const struct fleet_exec *e,
                                              int64_t scenario_id)
 {
-    for (size_t i = 0; i < e->n_status; i++) {
-        if (e->status[i].scenario_id == scenario_id)
-            return &e->status[i];
-    }
-    return NULL;
+    return fleet_status_find(e->status, e->n_status, scenario_id);
 }
 
 /* Drops executors silent for FLEET_FORGET_MS. Call with the lock held. */
@@ -66,6 +84,8 @@ static void forget_silent(struct fleet *fleet, int64_t now)
         fleet->execs[kept++] = fleet->execs[i];
     }
     fleet->n_execs = kept;
+    id_index_rebuild(&fleet->index, fleet->execs, sizeof(*fleet->execs),
+                     kept);
 }
 
 /* The record for id, created when missing; NULL when the table is full.
@@ -73,12 +93,12 @@ static void forget_silent(struct fleet *fleet, int64_t now)
 static struct fleet_exec *find_or_add(struct fleet *fleet, const char *id,
                                       int64_t now)
 {
+    long at = id_index_find(&fleet->index, fleet->execs,
+                            sizeof(*fleet->execs), id);
     struct fleet_exec *e;
 
-    for (size_t i = 0; i < fleet->n_execs; i++) {
-        if (!strcmp(fleet->execs[i].id, id))
-            return &fleet->execs[i];
-    }
+    if (at >= 0)
+        return &fleet->execs[at];
     if (fleet->n_execs == FLEET_MAX)
         forget_silent(fleet, now);
     if (fleet->n_execs == FLEET_MAX)
@@ -92,10 +112,14 @@ static struct fleet_exec *find_or_add(struct fleet *fleet, const char *id,
     memset(e, 0, sizeof(*e));
     snprintf(e->id, sizeof(e->id), "%s", id);
     e->first_seen_wall_ms = clock_wall_ms();
+    if (id_index_add(&fleet->index, fleet->execs, sizeof(*fleet->execs),
+                     fleet->n_execs, fleet->n_execs - 1) != 0) {
+        fleet->n_execs--;
+        return NULL;
+    }
     return e;
 }
 
-/* Converts the heartbeat's statuses; NULL with *n = 0 when none. */
 /* Writes the heartbeat's plugin names as ",a,b," (names that would not
  * fit are left out, so such a plugin is simply not offered). */
 static void join_plugins(const J4__Heartbeat *hb, char *buf, size_t size)
@@ -115,6 +139,28 @@ static void join_plugins(const J4__Heartbeat *hb, char *buf, size_t size)
     }
 }
 
+static int cmp_status(const void *a, const void *b)
+{
+    int64_t x = ((const struct fleet_status *)a)->scenario_id;
+    int64_t y = ((const struct fleet_status *)b)->scenario_id;
+
+    return (x > y) - (x < y);
+}
+
+/* Sorts statuses by scenario id unless they already are (executors
+ * usually send them in order). */
+static void sort_status(struct fleet_status *st, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        if (st[i - 1].scenario_id > st[i].scenario_id) {
+            qsort(st, n, sizeof(*st), cmp_status);
+            return;
+        }
+    }
+}
+
+/* Converts the heartbeat's statuses, sorted by scenario id; NULL with
+ * *n = 0 when none. */
 static struct fleet_status *copy_status(const J4__Heartbeat *hb, size_t *n)
 {
     size_t count = hb->n_scenarios;
@@ -137,6 +183,7 @@ static struct fleet_status *copy_status(const J4__Heartbeat *hb, size_t *n)
         if (s->error)
             snprintf(out[i].error, sizeof(out[i].error), "%s", s->error);
     }
+    sort_status(out, count);
     *n = count;
     return out;
 }
@@ -216,6 +263,21 @@ void fleet_handle_heartbeat(struct fleet *fleet, const char *subject,
         fleet->wake(fleet->wake_arg);
 }
 
+/* Deep copy of one record into out. Lock held. */
+static void copy_exec(struct fleet_exec *out, const struct fleet_exec *e)
+{
+    *out = *e;
+    out->status = NULL;
+    if (e->n_status == 0)
+        return;
+    out->status = malloc(e->n_status * sizeof(*out->status));
+    if (!out->status) {
+        out->n_status = 0;
+        return;
+    }
+    memcpy(out->status, e->status, e->n_status * sizeof(*out->status));
+}
+
 int fleet_snapshot(struct fleet *fleet, struct fleet_exec **execs,
                    size_t *n_execs)
 {
@@ -230,23 +292,38 @@ int fleet_snapshot(struct fleet *fleet, struct fleet_exec **execs,
         if (!copy)
             rc = J4_ERR_NOMEM;
     }
-    for (size_t i = 0; copy && i < n; i++) {
-        copy[i] = fleet->execs[i];
-        copy[i].status = NULL;
-        if (fleet->execs[i].n_status == 0)
-            continue;
-        copy[i].status = malloc(fleet->execs[i].n_status *
-                                sizeof(*copy[i].status));
-        if (!copy[i].status) {
-            copy[i].n_status = 0;
-            continue;
-        }
-        memcpy(copy[i].status, fleet->execs[i].status,
-               fleet->execs[i].n_status * sizeof(*copy[i].status));
-    }
+    for (size_t i = 0; copy && i < n; i++)
+        copy_exec(&copy[i], &fleet->execs[i]);
     pthread_mutex_unlock(&fleet->lock);
     *execs = copy;
     *n_execs = copy ? n : 0;
+    return rc;
+}
+
+int fleet_take_new(struct fleet *fleet, int all, struct fleet_exec **execs,
+                   size_t *n_execs)
+{
+    struct fleet_exec *copy = NULL;
+    size_t n = 0;
+    int rc = J4_OK;
+
+    pthread_mutex_lock(&fleet->lock);
+    for (size_t i = 0; i < fleet->n_execs; i++)
+        n += all || fleet->execs[i].taken != fleet->execs[i].heartbeats;
+    if (n > 0 && !(copy = calloc(n, sizeof(*copy))))
+        rc = J4_ERR_NOMEM;
+    n = 0;
+    for (size_t i = 0; copy && i < fleet->n_execs; i++) {
+        struct fleet_exec *e = &fleet->execs[i];
+
+        if (!all && e->taken == e->heartbeats)
+            continue;
+        e->taken = e->heartbeats;
+        copy_exec(&copy[n++], e);
+    }
+    pthread_mutex_unlock(&fleet->lock);
+    *execs = copy;
+    *n_execs = n;
     return rc;
 }
 

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "idindex.h"
 
 #define FLEET_MAX 4096
 #define FLEET_STATUS_MAX 1024
@@ -33,7 +34,7 @@ struct fleet_status {
 };
 
 struct fleet_exec {
-    char id[DIST_ID_MAX + 1];
+    char id[DIST_ID_MAX + 1];   /* first: idindex.h finds records by it */
     uint64_t incarnation;
     uint32_t capacity;
     uint64_t seq;
@@ -43,7 +44,9 @@ struct fleet_exec {
     uint64_t applied_epoch;
     uint64_t applied_version;
     uint64_t heartbeats;        /* grows by one per accepted heartbeat */
-    struct fleet_status *status;
+    uint64_t taken;             /* heartbeats when fleet_take_new() last
+                                   copied it */
+    struct fleet_status *status; /* sorted by scenario id */
     size_t n_status;
     char plugins[FLEET_PLUGINS_MAX]; /* ",http,chat,": what it offers */
     int leaving;                /* its last heartbeat: it shut down */
@@ -56,6 +59,7 @@ struct fleet {
     pthread_mutex_t lock;
     struct fleet_exec *execs;
     size_t n_execs;
+    struct id_index index;      /* of execs by id */
     void (*wake)(void *arg);    /* called after each accepted heartbeat */
     void *wake_arg;
 };
@@ -74,9 +78,20 @@ int fleet_snapshot(struct fleet *fleet, struct fleet_exec **execs,
                    size_t *n_execs);
 void fleet_snapshot_free(struct fleet_exec *execs, size_t n_execs);
 
-/* Finds the status of scenario_id in e, or NULL. */
+/* Like fleet_snapshot(), but copies only the records that accepted a
+ * heartbeat since the previous call (every record when all is non-zero),
+ * so that the leader's pass costs what arrived, not the fleet's size.
+ * One caller only: the leader thread. */
+int fleet_take_new(struct fleet *fleet, int all, struct fleet_exec **execs,
+                   size_t *n_execs);
+
+/* Finds the status of scenario_id in e (binary search), or NULL. */
 const struct fleet_status *fleet_exec_status(const struct fleet_exec *e,
                                              int64_t scenario_id);
+
+/* The same over any array of n statuses sorted by scenario id. */
+const struct fleet_status *fleet_status_find(const struct fleet_status *st,
+                                             size_t n, int64_t scenario_id);
 
 /* Number of heartbeats dropped as malformed since start. */
 uint64_t fleet_dropped(struct fleet *fleet);

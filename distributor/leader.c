@@ -7,7 +7,10 @@
  * j4_scenarios, and at least every 100 ms; each pass it checks the lock
  * session (once a second), takes in new heartbeats, runs the scenario
  * state machine (plan.c), publishes changed desired states and answers
- * heartbeats, then applies queued metrics reports.
+ * heartbeats, then applies queued metrics reports. A pass costs what
+ * changed, not the size of the fleet: it copies only the heartbeats that
+ * arrived (fleet_take_new), finds executors and grants through indexes,
+ * and plan.c skips scenarios whose split cannot have changed.
  *
  * Fencing: every write goes through pgstore_begin_fenced(); finding
  * another epoch in force means another leader exists, and this one steps
@@ -25,6 +28,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "desired.h"
 #include "j4.h"
 #include "j4.pb-c.h"
 #include "log.h"
@@ -133,6 +137,7 @@ void leader_free(struct leader *l)
     timeline_free(l->timeline);
     plan_free_all(l);
     free(l->execs);
+    id_index_release(&l->exec_index);
     PQfinish(l->conn);
     PQfinish(l->lock_conn);
     close(l->wake_fd);
@@ -144,14 +149,14 @@ void leader_free(struct leader *l)
 
 struct lexec *leader_exec(struct leader *l, const char *id)
 {
-    for (size_t i = 0; i < l->n_execs; i++) {
-        if (!strcmp(l->execs[i].id, id))
-            return &l->execs[i];
-    }
-    return NULL;
+    long at = id_index_find(&l->exec_index, l->execs, sizeof(*l->execs),
+                            id);
+
+    return at >= 0 ? &l->execs[at] : NULL;
 }
 
-/* Adds a record for id. Pointers into the table are invalidated. */
+/* Adds a record for id. Pointers into the table are invalidated (so are
+ * the plan's live sets: live_gen grows). */
 struct lexec *leader_exec_add(struct leader *l, const char *id)
 {
     struct lexec *e;
@@ -164,20 +169,22 @@ struct lexec *leader_exec_add(struct leader *l, const char *id)
         l->execs = grown;
         l->cap_execs = cap;
     }
+    l->live_gen++;
     e = &l->execs[l->n_execs++];
     memset(e, 0, sizeof(*e));
     snprintf(e->id, sizeof(e->id), "%s", id);
+    if (id_index_add(&l->exec_index, l->execs, sizeof(*l->execs),
+                     l->n_execs, l->n_execs - 1) != 0) {
+        l->n_execs--;
+        return NULL;
+    }
     return e;
 }
 
 const struct fleet_status *lexec_status(const struct lexec *e,
                                         int64_t scenario_id)
 {
-    for (size_t i = 0; i < e->n_status; i++) {
-        if (e->status[i].scenario_id == scenario_id)
-            return &e->status[i];
-    }
-    return NULL;
+    return fleet_status_find(e->status, e->n_status, scenario_id);
 }
 
 /* Non-zero while e may still be running what it was granted. */
@@ -188,9 +195,14 @@ int lexec_holding(const struct lexec *e, int64_t now_ms)
 
 static void free_execs(struct leader *l)
 {
-    for (size_t i = 0; i < l->n_execs; i++)
+    for (size_t i = 0; i < l->n_execs; i++) {
         free(l->execs[i].status);
+        desired_exec_release(&l->execs[i]);
+    }
     l->n_execs = 0;
+    id_index_clear(&l->exec_index);
+    plan_live_release(l);
+    l->live_gen++;
 }
 
 /* A heartbeat from a process we did not know under this id. */
@@ -204,6 +216,7 @@ static void exec_joined(struct leader *l, struct lexec *e,
     e->incarnation = f->incarnation;
     e->capacity = f->capacity;
     e->dirty = 1;
+    l->live_gen++;
     if (!e->live_recorded || restarted) {
         log_info("executor %s %s (incarnation %016llx, capacity %u)",
                  e->id, restarted ? "restarted" : "joined",
@@ -222,6 +235,49 @@ static int any_running(const struct lexec *e)
     return 0;
 }
 
+static int status_equal(const struct fleet_status *a,
+                        const struct fleet_status *b)
+{
+    return a->planned == b->planned && a->running == b->running &&
+           a->drained == b->drained && !strcmp(a->error, b->error);
+}
+
+/* Tells the plan which scenarios' statuses differ between the sorted
+ * arrays a (old) and b (new). */
+static void diff_status(struct leader *l, const struct fleet_status *a,
+                        size_t na, const struct fleet_status *b, size_t nb)
+{
+    size_t i = 0, j = 0;
+
+    while (i < na || j < nb) {
+        if (j == nb || (i < na && a[i].scenario_id < b[j].scenario_id)) {
+            plan_status_changed(l, a[i++].scenario_id);
+        } else if (i == na || b[j].scenario_id < a[i].scenario_id) {
+            plan_status_changed(l, b[j++].scenario_id);
+        } else {
+            if (!status_equal(&a[i], &b[j]))
+                plan_status_changed(l, a[i].scenario_id);
+            i++;
+            j++;
+        }
+    }
+}
+
+/* Replaces e's statuses with f's (ownership moves from the snapshot). */
+static void take_status(struct leader *l, struct lexec *e,
+                        struct fleet_exec *f)
+{
+    diff_status(l, e->status, e->n_status, f->status, f->n_status);
+    free(e->status);
+    e->status = f->status;
+    e->n_status = f->n_status;
+    f->status = NULL;
+    f->n_status = 0;
+    e->has_error = 0;
+    for (size_t i = 0; i < e->n_status; i++)
+        e->has_error |= e->status[i].error[0] != '\0';
+}
+
 static void take_heartbeat(struct leader *l, struct lexec *e,
                            struct fleet_exec *f)
 {
@@ -233,12 +289,10 @@ static void take_heartbeat(struct leader *l, struct lexec *e,
     e->echo_mono_ms = f->sent_mono_ms;
     e->applied_epoch = f->applied_epoch;
     e->applied_version = f->applied_version;
-    free(e->status);
-    e->status = f->status;      /* ownership moves from the snapshot */
-    e->n_status = f->n_status;
-    f->status = NULL;
-    f->n_status = 0;
+    take_status(l, e, f);
     e->heartbeats_seen = f->heartbeats;
+    if (!e->heard || strcmp(e->plugins, f->plugins))
+        l->live_gen++;          /* what it offers may have changed */
     memcpy(e->plugins, f->plugins, sizeof(e->plugins));
     e->heard = 1;
     e->answer = 1;
@@ -258,8 +312,9 @@ static void ingest_fleet(struct leader *l, int64_t now)
     struct fleet_exec *snap;
     size_t n;
 
-    if (fleet_snapshot(l->fleet, &snap, &n) != J4_OK)
+    if (fleet_take_new(l->fleet, l->ingest_all, &snap, &n) != J4_OK)
         return;
+    l->ingest_all = 0;
     for (size_t i = 0; i < n; i++) {
         struct fleet_exec *f = &snap[i];
         struct lexec *e = leader_exec(l, f->id);
@@ -283,6 +338,9 @@ static void expire_execs(struct leader *l, int64_t now)
         if (lexec_holding(e, now) || !e->incarnation)
             continue;
         plan_drop_exec_grants(l, e->id);
+        for (size_t j = 0; j < e->n_status; j++)
+            plan_status_changed(l, e->status[j].scenario_id);
+        l->live_gen++;
         if (e->live_recorded && e->left) {
             log_info("executor %s left (clean shutdown)", e->id);
             if (plan_record_exec(l, e, 0) == J4_OK)
@@ -301,87 +359,17 @@ static void expire_execs(struct leader *l, int64_t now)
 
 /* ------------------------------------------------------ desired states */
 
-static void fill_share(J4__Share *share, J4__Schedule *sched,
-                       const struct lscen *s, const struct grant *g)
+static void publish_state(struct leader *l, struct lexec *e)
 {
-    j4__share__init(share);
-    j4__schedule__init(sched);
-    sched->target = s->sched.target;
-    sched->rampup_step = s->sched.rampup_step;
-    sched->rampup_interval_ms = (uint32_t)s->sched.rampup_interval_ms;
-    sched->rampup_exponential = s->sched.rampup_exponential;
-    sched->hold_ms = (uint64_t)s->sched.hold_ms;
-    sched->rampdown_step = s->sched.rampdown_step;
-    sched->rampdown_interval_ms = (uint32_t)s->sched.rampdown_interval_ms;
-    sched->grace_ms = (uint32_t)s->grace_ms;
-    share->scenario_id = s->id;
-    share->name = (char *)s->name;
-    share->plugin = (char *)s->plugin;
-    share->params_json = s->params_json ? s->params_json : "{}";
-    share->start_wall_ms = s->start_wall_ms;
-    share->schedule = sched;
-    share->slot = g->slot;
-    share->slots = g->slots;
-}
-
-static size_t count_shares(struct leader *l, const struct lexec *e)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < l->n_scens; i++) {
-        for (size_t j = 0; j < l->scens[i]->n_grants; j++) {
-            const struct grant *g = &l->scens[i]->grants[j];
-            n += !strcmp(g->exec, e->id) && g->incarnation == e->incarnation;
-        }
-    }
-    return n;
-}
-
-static void publish_state(struct leader *l, const struct lexec *e)
-{
-    J4__DesiredState ds = J4__DESIRED_STATE__INIT;
-    size_t cap = count_shares(l, e), n = 0, len;
-    J4__Share *shares = calloc(cap ? cap : 1, sizeof(*shares));
-    J4__Schedule *scheds = calloc(cap ? cap : 1, sizeof(*scheds));
-    J4__Share **ptrs = calloc(cap ? cap : 1, sizeof(*ptrs));
     char subject[80];
-    uint8_t *buf = NULL;
+    uint8_t *buf;
+    size_t len;
 
-    if (!shares || !scheds || !ptrs)
-        goto out_free;
-    for (size_t i = 0; i < l->n_scens; i++) {
-        const struct lscen *s = l->scens[i];
-        for (size_t j = 0; j < s->n_grants && n < cap; j++) {
-            const struct grant *g = &s->grants[j];
-            if (strcmp(g->exec, e->id) || g->incarnation != e->incarnation)
-                continue;
-            fill_share(&shares[n], &scheds[n], s, g);
-            ptrs[n] = &shares[n];
-            n++;
-        }
-    }
-    ds.epoch = l->epoch;
-    ds.version = e->version;
-    ds.executor_id = (char *)e->id;
-    ds.incarnation = e->incarnation;
-    ds.lease_ms = l->cfg->lease_ms;
-    ds.echo_mono_ms = e->echo_mono_ms;
-    ds.leader_wall_ms = clock_wall_ms();
-    ds.n_shares = n;
-    ds.shares = ptrs;
-    len = j4__desired_state__get_packed_size(&ds);
-    buf = malloc(len ? len : 1);
-    if (!buf)
-        goto out_free;
-    j4__desired_state__pack(&ds, buf);
+    if (desired_pack(l, e, &buf, &len) != J4_OK)
+        return;         /* the next answer or change tries again */
     snprintf(subject, sizeof(subject), "j4.assign.%s", e->id);
     natsConnection_Publish(l->nc, subject, buf, (int)len);
-
-out_free:
     free(buf);
-    free(ptrs);
-    free(scheds);
-    free(shares);
 }
 
 /* Sends each changed desired state and answers each new heartbeat. */
@@ -578,6 +566,7 @@ static void become_leader(struct leader *l)
     }
     l->epoch = epoch;
     l->version = 0;
+    l->ingest_all = 1;
     l->won_ms = clock_mono_ms();
     l->last_lock_check_ms = l->won_ms;
     atomic_store(&l->epoch_pub, epoch);

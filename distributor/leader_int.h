@@ -15,12 +15,15 @@
 
 #include "config.h"
 #include "fleet.h"
+#include "idindex.h"
 #include "leader.h"
 #include "schedule.h"
 
 #define METRICS_QUEUE_MAX 256
 
-/* What one executor may run of one scenario: slot k of n. */
+/* What one executor may run of one scenario: slot k of n. A scenario's
+ * grants are kept sorted by exec (strcmp), so plan_grant_of() can
+ * search them. */
 struct grant {
     char exec[DIST_ID_MAX + 1];
     uint64_t incarnation;
@@ -61,10 +64,23 @@ struct lscen {
     int64_t ending_since_ms;    /* mono ms when stop/end was first seen */
     int seen;                   /* mark for reloads */
     int persist;                /* grants changed outside a rebalance */
+    uint64_t gen;               /* grows on every change of its grants or
+                                   of a holder's status for it */
+    uint64_t summed_gen;        /* gen when running_sum was counted */
+    uint32_t running_sum;       /* workers live executors report for it */
+    uint64_t balanced_gen;      /* live_gen of its last rebalance that
+                                   left nothing pending */
+    uint64_t blocked_gen;       /* live_gen when an increase of it last */
+    size_t blocked_by;          /* waited for execs[blocked_by] */
+    int has_abort;              /* a threshold has abort_on_fail */
+    int64_t abort_check_ms;     /* mono ms of the next such check */
+    uint8_t *share_prefix;      /* desired.c: its Share but slot(s) */
+    size_t share_prefix_len;
+    int64_t share_prefix_start; /* start_wall_ms it was packed with */
 };
 
 struct lexec {
-    char id[DIST_ID_MAX + 1];
+    char id[DIST_ID_MAX + 1];   /* first: idindex.h finds records by it */
     uint64_t incarnation;
     uint32_t capacity;
     int64_t lease_end_ms;       /* our mono clock */
@@ -73,8 +89,9 @@ struct lexec {
     uint64_t heartbeats_seen;
     uint64_t applied_epoch;
     uint64_t applied_version;
-    struct fleet_status *status;
+    struct fleet_status *status; /* sorted by scenario id */
     size_t n_status;
+    int has_error;              /* some status carries an error */
     char plugins[FLEET_PLUGINS_MAX]; /* from its last heartbeat */
     int left;                   /* said goodbye: lost without a lease */
     uint64_t version;           /* of its current desired state */
@@ -82,6 +99,10 @@ struct lexec {
     int live_recorded;          /* executors.live written as true */
     int dirty;                  /* desired state changed: publish */
     int answer;                 /* a heartbeat waits for its answer */
+    uint8_t *shares;            /* desired.c: its packed shares, valid */
+    size_t shares_len;          /* for shares_version and _incarnation */
+    uint64_t shares_version;
+    uint64_t shares_incarnation;
 };
 
 struct leader {
@@ -107,11 +128,18 @@ struct leader {
     int64_t last_reload_ms;
     int reload;
     int discard_plan;           /* stepped down: free the plan */
-    struct lscen **scens;
+    struct lscen **scens;       /* sorted by id */
     size_t n_scens;
     struct lexec *execs;
     size_t n_execs;
     size_t cap_execs;
+    struct id_index exec_index; /* of execs by id */
+    int ingest_all;             /* the next pass reads the whole fleet */
+    uint64_t live_gen;          /* grows whenever the set of live
+                                   executors (or what they offer) may
+                                   have changed, or execs moved */
+    struct live_set **live_sets; /* plan.c: per plugin, for live_gen */
+    size_t n_live_sets;
 
     pthread_mutex_t queue_lock;
     natsMsg *queue[METRICS_QUEUE_MAX];
@@ -136,5 +164,14 @@ void plan_drop_exec_grants(struct leader *l, const char *exec);
 void plan_tick(struct leader *l);
 void plan_free_all(struct leader *l);
 int plan_record_exec(struct leader *l, const struct lexec *e, int live);
+/* Notes that a holder's status for scenario sid changed (or vanished). */
+void plan_status_changed(struct leader *l, int64_t sid);
+/* Workers the live executors report running for s (cached until a
+ * holder's status changes). */
+uint32_t plan_running(struct leader *l, struct lscen *s, int64_t now);
+/* The grant of exec in s, or NULL (binary search). */
+const struct grant *plan_grant_of(const struct lscen *s, const char *exec);
+/* Frees the cached live sets (the executor table is going away). */
+void plan_live_release(struct leader *l);
 
 #endif

@@ -15,8 +15,16 @@
  * version applied and running <= planned) and no executor still runs
  * the scenario without a grant. A change that both raises and lowers is
  * done as a removal first. A dead executor's slot is reused only after
- * its lease has run out on our clock. Grants are written to assignments
- * before any message carries them.
+ * its lease has run out on our clock. Grants are written to PostgreSQL
+ * (scenario_grants, one row per scenario) before any message carries
+ * them.
+ *
+ * Scale: with a thousand executors a pass must not walk every executor
+ * for every scenario. The live set of each plugin is built once per
+ * change of the fleet (live_gen) and reused; a scenario whose split was
+ * complete for the current live set is not rebalanced again; its running
+ * count is summed again only when a holder's status changed (gen); and
+ * grants are found by binary search (they are kept sorted by exec).
  */
 #include "leader_int.h"
 
@@ -25,6 +33,8 @@
 #include <string.h>
 
 #include "clock.h"
+#include "desired.h"
+#include "grants_store.h"
 #include "j4.h"
 #include "log.h"
 #include "pgstore.h"
@@ -42,6 +52,7 @@ static void scen_free(struct lscen *s)
     free(s->params_json);
     free(s->grants);
     free(s->drains);
+    desired_scen_release(s);
     free(s);
 }
 
@@ -54,11 +65,51 @@ void plan_free_all(struct leader *l)
     l->n_scens = 0;
 }
 
+/* Where id is, or would be inserted, in the table (sorted by id). */
+static size_t scen_pos(const struct leader *l, int64_t id)
+{
+    size_t lo = 0, hi = l->n_scens;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (l->scens[mid]->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static struct lscen *scen_find(struct leader *l, int64_t id)
 {
-    for (size_t i = 0; i < l->n_scens; i++) {
-        if (l->scens[i]->id == id)
-            return l->scens[i];
+    size_t at = scen_pos(l, id);
+
+    return at < l->n_scens && l->scens[at]->id == id ? l->scens[at] : NULL;
+}
+
+void plan_status_changed(struct leader *l, int64_t sid)
+{
+    struct lscen *s = scen_find(l, sid);
+
+    if (s)
+        s->gen++;
+}
+
+const struct grant *plan_grant_of(const struct lscen *s, const char *exec)
+{
+    size_t lo = 0, hi = s->n_grants;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(s->grants[mid].exec, exec);
+
+        if (c == 0)
+            return &s->grants[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return NULL;
 }
@@ -122,32 +173,15 @@ int plan_record_exec(struct leader *l, const struct lexec *e, int live)
     return finish_tx(l, rc, "recording an executor");
 }
 
-/* Writes the grants of s that differ from old (upserts) and deletes the
- * rows of executors no longer granted, in one fenced transaction. */
+/* Stores grants (sorted by exec) as those of s, in one fenced
+ * transaction (grants_store.h). */
 static int persist_grants(struct leader *l, const struct lscen *s,
                           const struct grant *grants, size_t n)
 {
-    char sid[24], epoch[24], inc[24], slot[16], slots[16];
     int rc = pgstore_begin_fenced(l->conn, l->epoch);
-    const char *del[] = {sid};
 
-    snprintf(sid, sizeof(sid), "%lld", (long long)s->id);
-    snprintf(epoch, sizeof(epoch), "%llu", (unsigned long long)l->epoch);
     if (rc == J4_OK)
-        rc = exec_params(l, "DELETE FROM assignments WHERE scenario_id = $1",
-                         1, del);
-    for (size_t i = 0; rc == J4_OK && i < n; i++) {
-        const char *params[] = {sid, grants[i].exec, inc, slot, slots,
-                                epoch};
-        snprintf(inc, sizeof(inc), "%lld",
-                 (long long)grants[i].incarnation);
-        snprintf(slot, sizeof(slot), "%u", grants[i].slot);
-        snprintf(slots, sizeof(slots), "%u", grants[i].slots);
-        rc = exec_params(l,
-            "INSERT INTO assignments (scenario_id, executor_id,"
-            " incarnation, slot, slots, epoch)"
-            " VALUES ($1, $2, $3, $4, $5, $6)", 6, params);
-    }
+        rc = grants_store_write(l->conn, l->epoch, s->id, grants, n);
     return finish_tx(l, rc, "writing assignments");
 }
 
@@ -176,8 +210,7 @@ static int set_state(struct leader *l, const struct lscen *s,
         PQclear(res);
     }
     if (rc == J4_OK)
-        rc = exec_params(l, "DELETE FROM assignments WHERE scenario_id = $1",
-                         1, params);
+        rc = grants_store_delete(l->conn, s->id);
     if (finish_tx(l, rc, "changing a scenario's state") != J4_OK)
         return -1;
     if (changed)
@@ -238,19 +271,28 @@ static struct lscen *scen_from_row(const PGresult *res, int row)
     spec.params_json = NULL;
     s->sched = spec.schedule;
     s->grace_ms = spec.grace_ms;
+    for (size_t i = 0; i < spec.n_thresholds; i++)
+        s->has_abort |= spec.thresholds[i].abort_on_fail;
+    s->gen = 1;
     spec_release(&spec);
     return s;
 }
 
+/* Inserts s in the table at its place by id. */
 static int scen_add(struct leader *l, struct lscen *s)
 {
     struct lscen **grown = realloc(l->scens,
                                    (l->n_scens + 1) * sizeof(*grown));
+    size_t at;
 
     if (!grown)
         return J4_ERR_NOMEM;
     l->scens = grown;
-    l->scens[l->n_scens++] = s;
+    at = scen_pos(l, s->id);
+    memmove(&l->scens[at + 1], &l->scens[at],
+            (l->n_scens - at) * sizeof(l->scens[0]));
+    l->scens[at] = s;
+    l->n_scens++;
     return J4_OK;
 }
 
@@ -272,9 +314,13 @@ static void scen_remove(struct leader *l, struct lscen *s)
 
 static void update_from_row(struct lscen *s, const PGresult *res, int row)
 {
+    int stop = !strcmp(PQgetvalue(res, row, 5), "t");
+
     s->seen = 1;
     s->running = !strcmp(PQgetvalue(res, row, 4), "running");
-    s->stop_requested = !strcmp(PQgetvalue(res, row, 5), "t");
+    if (stop != s->stop_requested)
+        s->gen++;
+    s->stop_requested = stop;
     if (!PQgetisnull(res, row, 6))
         s->start_wall_ms = strtoll(PQgetvalue(res, row, 6), NULL, 10);
 }
@@ -311,6 +357,12 @@ int plan_reload(struct leader *l)
             scen_remove(l, l->scens[i]);
     }
     return J4_OK;
+}
+
+static int cmp_grant(const void *a, const void *b)
+{
+    return strcmp(((const struct grant *)a)->exec,
+                  ((const struct grant *)b)->exec);
 }
 
 static int grant_add(struct lscen *s, const char *exec, uint64_t inc,
@@ -373,8 +425,13 @@ int plan_adopt(struct leader *l)
     for (int r = 0; r < PQntuples(res); r++)
         adopt_row(l, res, r);
     PQclear(res);
+    l->live_gen++;
     for (size_t i = 0; i < l->n_scens; i++) {
         struct lscen *s = l->scens[i];
+
+        qsort(s->grants, s->n_grants, sizeof(*s->grants), cmp_grant);
+        s->persist = 1;         /* rows not adopted are rewritten away */
+        s->gen++;
         for (size_t j = 0; j < s->n_grants; j++) {
             s->grants[j].version = exec_touch(l, s->grants[j].exec);
             adopted++;
@@ -402,6 +459,8 @@ void plan_drop_exec_grants(struct leader *l, const char *exec)
             }
             s->grants[kept++] = s->grants[j];
         }
+        if (kept != s->n_grants)
+            s->gen++;
         s->n_grants = kept;
     }
     if (touched)
@@ -480,33 +539,129 @@ static int lexec_offers(const struct lexec *e, const char *plugin)
     return !e->heard || fleet_offers(e->plugins, plugin);
 }
 
-/* The live executors that offer plugin, ordered by id; the caller frees
- * the array. */
-static struct lexec **live_set(struct leader *l, int64_t now,
-                               const char *plugin, size_t *n)
-{
-    struct lexec **set = calloc(l->n_execs ? l->n_execs : 1, sizeof(*set));
+/* The live executors offering one plugin, ordered by id, and each
+ * executor's position among them (pos[index in l->execs], -1: not in
+ * it). Valid while l->live_gen equals gen. */
+struct live_set {
+    char plugin[DIST_ID_MAX + 1];
+    uint64_t gen;
+    struct lexec **execs;
+    size_t n;
+    int32_t *pos;
+};
 
-    *n = 0;
-    if (!set)
-        return NULL;
-    for (size_t i = 0; i < l->n_execs; i++) {
-        if (l->execs[i].incarnation && lexec_holding(&l->execs[i], now) &&
-            lexec_offers(&l->execs[i], plugin))
-            set[(*n)++] = &l->execs[i];
+void plan_live_release(struct leader *l)
+{
+    for (size_t i = 0; i < l->n_live_sets; i++) {
+        free(l->live_sets[i]->execs);
+        free(l->live_sets[i]->pos);
+        free(l->live_sets[i]);
     }
-    qsort(set, *n, sizeof(*set), cmp_exec_ptr);
-    return set;
+    free(l->live_sets);
+    l->live_sets = NULL;
+    l->n_live_sets = 0;
 }
 
-static struct grant *grant_in(struct grant *grants, size_t n,
-                              const char *exec)
+static int live_set_build(struct leader *l, struct live_set *ls,
+                          int64_t now)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (!strcmp(grants[i].exec, exec))
-            return &grants[i];
+    free(ls->execs);
+    free(ls->pos);
+    ls->n = 0;
+    ls->execs = calloc(l->n_execs + 1, sizeof(*ls->execs));
+    ls->pos = malloc((l->n_execs + 1) * sizeof(*ls->pos));
+    if (!ls->execs || !ls->pos)
+        return J4_ERR_NOMEM;
+    for (size_t i = 0; i < l->n_execs; i++) {
+        ls->pos[i] = -1;
+        if (l->execs[i].incarnation && lexec_holding(&l->execs[i], now) &&
+            lexec_offers(&l->execs[i], ls->plugin))
+            ls->execs[ls->n++] = &l->execs[i];
     }
-    return NULL;
+    qsort(ls->execs, ls->n, sizeof(*ls->execs), cmp_exec_ptr);
+    for (size_t k = 0; k < ls->n; k++)
+        ls->pos[ls->execs[k] - l->execs] = (int32_t)k;
+    ls->gen = l->live_gen;
+    return J4_OK;
+}
+
+/* The live set of plugin for the current live_gen, built when missing
+ * or stale; NULL when out of memory. The pointer stays valid until the
+ * executor table goes (plan_live_release). */
+static struct live_set *live_set(struct leader *l, int64_t now,
+                                 const char *plugin)
+{
+    struct live_set *ls = NULL, **grown;
+
+    for (size_t i = 0; i < l->n_live_sets && !ls; i++) {
+        if (!strcmp(l->live_sets[i]->plugin, plugin))
+            ls = l->live_sets[i];
+    }
+    if (!ls) {
+        grown = realloc(l->live_sets,
+                        (l->n_live_sets + 1) * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        l->live_sets = grown;
+        ls = calloc(1, sizeof(*ls));
+        if (!ls)
+            return NULL;
+        l->live_sets[l->n_live_sets++] = ls;
+        snprintf(ls->plugin, sizeof(ls->plugin), "%s", plugin);
+    }
+    if ((ls->gen != l->live_gen || !ls->pos) &&
+        live_set_build(l, ls, now) != J4_OK) {
+        ls->gen = 0;
+        return NULL;
+    }
+    return ls;
+}
+
+struct tick_writes;
+
+/* What one plan_tick() shares among its scenarios: its clock, whether
+ * any executor reported an error, the executors that may not have
+ * confirmed what they were sent (unsettled; listed at the first need),
+ * and the grant writes queued for the end of the tick. */
+struct tick {
+    int64_t now;
+    int any_error;
+    int listed;
+    struct lexec **unsettled;
+    size_t n_unsettled;
+    struct tick_writes *writes;
+};
+
+/* Non-zero when e has applied its newest desired state (in our epoch)
+ * and runs no more than it plans of every scenario: then it is
+ * confirmed for every grant it holds, since a grant's version is never
+ * above the executor's, and runs nothing without a grant. */
+static int exec_settled(const struct leader *l, const struct lexec *e)
+{
+    if (e->applied_epoch != l->epoch || e->applied_version < e->version)
+        return 0;
+    for (size_t i = 0; i < e->n_status; i++) {
+        if (e->status[i].running > e->status[i].planned)
+            return 0;
+    }
+    return 1;
+}
+
+/* The holding executors that are not settled, for t, once per tick. */
+static void find_unsettled(struct leader *l, struct tick *t)
+{
+    if (t->listed)
+        return;
+    t->listed = 1;
+    t->n_unsettled = 0;
+    t->unsettled = malloc((l->n_execs + 1) * sizeof(*t->unsettled));
+    for (size_t i = 0; t->unsettled && i < l->n_execs; i++) {
+        struct lexec *e = &l->execs[i];
+
+        if (e->incarnation && lexec_holding(e, t->now) &&
+            !exec_settled(l, e))
+            t->unsettled[t->n_unsettled++] = e;
+    }
 }
 
 /* Non-zero when e has applied version (in our epoch) and runs no more
@@ -518,32 +673,6 @@ static int exec_confirmed(const struct leader *l, const struct lexec *e,
 
     return e->applied_epoch == l->epoch && e->applied_version >= version &&
            (!st || st->running <= st->planned);
-}
-
-/* Whether the increases in cand (execs without a confirmed-safe state
- * yet) may be granted given the other grants in grants. */
-static int others_confirmed(struct leader *l, const struct lscen *s,
-                            const struct grant *grants, size_t n,
-                            struct lexec **cand, size_t n_cand, int64_t now)
-{
-    for (size_t i = 0; i < l->n_execs; i++) {
-        const struct lexec *e = &l->execs[i];
-        const struct grant *g = grant_in((struct grant *)grants, n, e->id);
-        const struct fleet_status *st = lexec_status(e, s->id);
-        int is_cand = 0;
-
-        if (!lexec_holding(e, now) || !e->incarnation)
-            continue;
-        for (size_t c = 0; c < n_cand; c++)
-            is_cand |= cand[c] == e;
-        if (g && is_cand)
-            continue;   /* its current share only grows */
-        if (!g && st && st->running > 0)
-            return 0;   /* runs it without a grant: wait for it to stop */
-        if (g && !exec_confirmed(l, e, s->id, g->version))
-            return 0;
-    }
-    return 1;
 }
 
 static void log_split(const struct lscen *s, const struct grant *grants,
@@ -568,183 +697,374 @@ static void log_split(const struct lscen *s, const struct grant *grants,
              s->name, n ? shares : "0", n ? names : "no executor");
 }
 
-static int cmp_grant(const void *a, const void *b)
-{
-    return strcmp(((const struct grant *)a)->exec,
-                  ((const struct grant *)b)->exec);
-}
-
+/* One rebalance of one scenario. Per live position i (the live set's
+ * order): have[i] is its grant after this pass when has[i], cand[i]
+ * marks an increase waiting for confirmations, touched[i] a changed
+ * desired state. Holders no longer live are listed in gone. */
 struct rebalance {
-    struct lexec **live;
-    size_t n_live;
-    struct grant *next;         /* the grants after this pass */
-    size_t n_next;
-    struct lexec **cand;        /* waiting for an increase */
+    struct live_set *live;
+    struct grant *have;
+    unsigned char *has;
+    unsigned char *cand;
+    unsigned char *touched;
     uint32_t *cand_slot;
     size_t n_cand;
-    char (*touched)[DIST_ID_MAX + 1];
-    size_t n_touched;
+    const char **gone;
+    size_t n_gone;
     uint32_t *window;
     size_t n_window;
     int lowered;
     int changed;
 };
 
-static void touch(struct rebalance *rb, const char *exec)
-{
-    snprintf(rb->touched[rb->n_touched++], DIST_ID_MAX + 1, "%s", exec);
-}
-
 static void rebalance_release(struct rebalance *rb)
 {
-    free(rb->live);
-    free(rb->next);
+    free(rb->have);
+    free(rb->has);
     free(rb->cand);
-    free(rb->cand_slot);
     free(rb->touched);
+    free(rb->cand_slot);
+    free(rb->gone);
     free(rb->window);
 }
 
 static int rebalance_init(struct rebalance *rb, struct leader *l,
-                          const struct lscen *s, int64_t now, int64_t wall)
+                          const struct lscen *s, int64_t now)
 {
-    size_t room;
+    size_t n;
 
     memset(rb, 0, sizeof(*rb));
-    rb->live = live_set(l, now, s->plugin, &rb->n_live);
-    room = s->n_grants + rb->n_live + 1;
-    rb->next = calloc(room, sizeof(*rb->next));
-    rb->cand = calloc(room, sizeof(*rb->cand));
-    rb->cand_slot = calloc(room, sizeof(*rb->cand_slot));
-    rb->touched = calloc(2 * room, sizeof(*rb->touched));
-    rb->window = malloc(WINDOW_MAX * sizeof(*rb->window));
-    if (!rb->live || !rb->next || !rb->cand || !rb->cand_slot ||
-        !rb->touched || !rb->window)
+    rb->live = live_set(l, now, s->plugin);
+    if (!rb->live)
         return J4_ERR_NOMEM;
-    rb->n_window = window_planned(l, s, wall, rb->window);
+    n = rb->live->n + 1;
+    rb->have = calloc(n, sizeof(*rb->have));
+    rb->has = calloc(n, 1);
+    rb->cand = calloc(n, 1);
+    rb->touched = calloc(n, 1);
+    rb->cand_slot = calloc(n, sizeof(*rb->cand_slot));
+    rb->gone = calloc(s->n_grants + 1, sizeof(*rb->gone));
+    if (!rb->have || !rb->has || !rb->cand || !rb->touched ||
+        !rb->cand_slot || !rb->gone)
+        return J4_ERR_NOMEM;
     rb->changed = s->persist;
     return J4_OK;
 }
 
+/* The planned counts that classify() compares, made at the first need:
+ * a scenario whose split holds needs none. */
+static int need_window(struct rebalance *rb, const struct leader *l,
+                       const struct lscen *s)
+{
+    if (rb->window)
+        return J4_OK;
+    rb->window = malloc(WINDOW_MAX * sizeof(*rb->window));
+    if (!rb->window)
+        return J4_ERR_NOMEM;
+    rb->n_window = window_planned(l, s, clock_wall_ms(), rb->window);
+    return J4_OK;
+}
+
 /* Keeps the grants of executors still live under the same process. */
-static void keep_live_grants(struct rebalance *rb, const struct lscen *s)
+static void keep_live_grants(struct rebalance *rb, struct leader *l,
+                             const struct lscen *s)
 {
     for (size_t i = 0; i < s->n_grants; i++) {
         const struct grant *g = &s->grants[i];
-        int live = 0;
+        const struct lexec *e = leader_exec(l, g->exec);
+        int32_t p = e ? rb->live->pos[e - l->execs] : -1;
 
-        for (size_t j = 0; j < rb->n_live; j++) {
-            live |= !strcmp(rb->live[j]->id, g->exec) &&
-                    rb->live[j]->incarnation == g->incarnation;
-        }
-        if (live) {
-            rb->next[rb->n_next++] = *g;
+        if (p >= 0 && e->incarnation == g->incarnation) {
+            rb->have[p] = *g;
+            rb->has[p] = 1;
             continue;
         }
-        touch(rb, g->exec);
+        rb->gone[rb->n_gone++] = g->exec;
         rb->lowered = rb->changed = 1;
     }
 }
 
-static void remove_grant(struct rebalance *rb, struct grant *g)
+static void set_grant(struct rebalance *rb, size_t i, uint32_t slot,
+                      uint32_t slots)
 {
-    size_t i = (size_t)(g - rb->next);
+    struct grant *g = &rb->have[i];
+    const struct lexec *e = rb->live->execs[i];
 
-    memmove(&rb->next[i], &rb->next[i + 1],
-            (rb->n_next - i - 1) * sizeof(rb->next[0]));
-    rb->n_next--;
-}
-
-static void set_grant(struct rebalance *rb, const struct lexec *e,
-                      uint32_t slot, uint32_t slots)
-{
-    struct grant *g = grant_in(rb->next, rb->n_next, e->id);
-
-    if (!g) {
-        g = &rb->next[rb->n_next++];
+    if (!rb->has[i]) {
         memset(g, 0, sizeof(*g));
         snprintf(g->exec, sizeof(g->exec), "%s", e->id);
         g->incarnation = e->incarnation;
+        rb->has[i] = 1;
     }
     g->slot = slot;
     g->slots = slots;
-    touch(rb, e->id);
+    rb->touched[i] = 1;
     rb->changed = 1;
 }
 
 /* Lowers at once what cannot rise; queues the rest as candidates. */
-static void plan_changes(struct rebalance *rb, const struct lscen *s)
+static int plan_changes(struct rebalance *rb, const struct leader *l,
+                        const struct lscen *s)
 {
-    uint32_t n = (uint32_t)rb->n_live;
+    uint32_t n = (uint32_t)rb->live->n;
     uint32_t rotation = n ? (uint32_t)(s->id % n) : 0;
 
     for (uint32_t i = 0; i < n; i++) {
-        struct lexec *e = rb->live[i];
         uint32_t slot = (i + n - rotation) % n;
-        struct grant *g = grant_in(rb->next, rb->n_next, e->id);
+        const struct grant *g = rb->has[i] ? &rb->have[i] : NULL;
         enum change change;
 
         if (g && g->slot == slot && g->slots == n)
             continue;
+        if (need_window(rb, l, s) != J4_OK)
+            return J4_ERR_NOMEM;
         change = classify(g, slot, n, rb->window, rb->n_window);
         if (change == CHANGE_DOWN) {
-            set_grant(rb, e, slot, n);
+            set_grant(rb, i, slot, n);
             rb->lowered = 1;
             continue;
         }
         if (change == CHANGE_MIXED && g) {
             /* remove first, grant again once it has stopped */
-            touch(rb, e->id);
-            remove_grant(rb, g);
+            rb->has[i] = 0;
+            rb->touched[i] = 1;
             rb->lowered = rb->changed = 1;
         }
-        rb->cand[rb->n_cand] = e;
-        rb->cand_slot[rb->n_cand++] = slot;
+        rb->cand[i] = 1;
+        rb->cand_slot[i] = slot;
+        rb->n_cand++;
     }
+    return J4_OK;
 }
 
-static void rebalance(struct leader *l, struct lscen *s, int64_t now,
-                      int64_t wall)
+/* Whether the increases waiting in rb may be granted: every other
+ * holder of s has confirmed its own state, and no live executor runs s
+ * without a grant. Settled executors pass both, so only the unsettled
+ * ones are looked at (all of them when that list could not be made). */
+static int others_confirmed(struct leader *l, struct lscen *s,
+                            const struct rebalance *rb, struct tick *t)
+{
+    size_t n;
+
+    find_unsettled(l, t);
+    n = t->unsettled ? t->n_unsettled : l->n_execs;
+
+    for (size_t u = 0; u < n; u++) {
+        const struct lexec *e = t->unsettled ? t->unsettled[u]
+                                             : &l->execs[u];
+        int32_t p = rb->live->pos[e - l->execs];
+        const struct grant *g = p >= 0 && rb->has[p] ? &rb->have[p] : NULL;
+        const struct fleet_status *st;
+
+        if (!lexec_holding(e, t->now) || !e->incarnation)
+            continue;
+        if (g && rb->cand[p])
+            continue;   /* its current share only grows */
+        st = lexec_status(e, s->id);
+        if ((!g && st && st->running > 0) ||
+            (g && !exec_confirmed(l, e, s->id, g->version))) {
+            /* it runs s without a grant, or has not confirmed its own
+             * state: wait for it (see still_blocked) */
+            s->blocked_gen = l->live_gen;
+            s->blocked_by = (size_t)(e - l->execs);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Non-zero while the executor s's increases last waited for has not
+ * settled and the live set is the same: re-examining s before then
+ * would only find the same wait, at the cost of a pass over every
+ * executor (a thousand confirmations arrive one by one after a loss). */
+static int still_blocked(struct leader *l, const struct lscen *s,
+                         const struct tick *t)
+{
+    const struct lexec *e;
+
+    if (s->blocked_gen != l->live_gen || s->persist ||
+        s->blocked_by >= l->n_execs)
+        return 0;
+    e = &l->execs[s->blocked_by];
+    return e->incarnation && lexec_holding(e, t->now) &&
+           !exec_settled(l, e);
+}
+
+/* The grants after this pass, in live order (so sorted by exec); *at
+ * gets each live position's index in it. */
+static struct grant *next_grants(const struct rebalance *rb, size_t *n,
+                                 size_t *at)
+{
+    struct grant *next = calloc(rb->live->n + 1, sizeof(*next));
+
+    *n = 0;
+    for (size_t i = 0; next && i < rb->live->n; i++) {
+        if (!rb->has[i])
+            continue;
+        at[i] = *n;
+        next[(*n)++] = rb->have[i];
+    }
+    return next;
+}
+
+/* Stores next as the grants of s and marks every changed desired state
+ * with a new version. */
+static void commit_grants(struct leader *l, struct lscen *s,
+                          const struct rebalance *rb, struct grant *next,
+                          size_t n, const size_t *at)
+{
+    free(s->grants);
+    s->grants = next;
+    s->n_grants = n;
+    s->persist = 0;
+    s->gen++;
+    for (size_t i = 0; i < rb->live->n; i++) {
+        uint64_t v;
+
+        if (!rb->touched[i])
+            continue;
+        v = exec_touch(l, rb->live->execs[i]->id);
+        if (rb->has[i])
+            next[at[i]].version = v;
+    }
+    for (size_t j = 0; j < rb->n_gone; j++)
+        exec_touch(l, rb->gone[j]);
+}
+
+/* Grants the waiting increases when nothing was lowered in this pass
+ * and every other holder confirmed. Returns non-zero when some stay
+ * pending. */
+static int grant_increases(struct leader *l, struct lscen *s,
+                           struct rebalance *rb, struct tick *t)
+{
+    if (rb->n_cand == 0)
+        return 0;
+    if (rb->lowered || !(s->started_here || increases_allowed(l, t->now)) ||
+        !others_confirmed(l, s, rb, t))
+        return 1;
+    for (size_t i = 0; i < rb->live->n; i++) {
+        if (rb->cand[i])
+            set_grant(rb, i, rb->cand_slot[i], (uint32_t)rb->live->n);
+    }
+    return 0;
+}
+
+/* A rebalance whose new grants wait to be written together with the
+ * others of the same tick: one transaction and one statement for all,
+ * rather than one per scenario (a lost executor changes every one). */
+struct grant_write {
+    struct lscen *s;
+    struct rebalance rb;
+    struct grant *next;
+    size_t n;
+    size_t *at;
+    int pending;
+};
+
+struct tick_writes {
+    struct grant_write *v;
+    size_t n;
+    size_t cap;
+};
+
+static void grant_write_release(struct grant_write *w)
+{
+    free(w->next);
+    free(w->at);
+    rebalance_release(&w->rb);
+}
+
+/* Queues rb's outcome for s; on failure s is simply rebalanced again at
+ * the next tick. */
+static void queue_write(struct tick_writes *tw, struct lscen *s,
+                        struct rebalance *rb, int pending)
+{
+    struct grant_write w = {.s = s, .rb = *rb, .pending = pending};
+
+    memset(rb, 0, sizeof(*rb));
+    w.at = calloc(w.rb.live->n + 1, sizeof(*w.at));
+    w.next = w.at ? next_grants(&w.rb, &w.n, w.at) : NULL;
+    if (w.next && tw->n == tw->cap) {
+        size_t cap = tw->cap ? 2 * tw->cap : 16;
+        struct grant_write *grown = realloc(tw->v, cap * sizeof(*grown));
+
+        if (grown) {
+            tw->v = grown;
+            tw->cap = cap;
+        }
+    }
+    if (!w.next || tw->n == tw->cap) {
+        grant_write_release(&w);
+        return;
+    }
+    tw->v[tw->n++] = w;
+}
+
+static void rebalance(struct leader *l, struct lscen *s, struct tick *t)
 {
     struct rebalance rb;
     int pending;
 
-    if (rebalance_init(&rb, l, s, now, wall) != J4_OK)
+    if (s->balanced_gen == l->live_gen && !s->persist)
+        return;         /* the split holds for this live set */
+    if (still_blocked(l, s, t))
+        return;
+    if (rebalance_init(&rb, l, s, t->now) != J4_OK)
         goto out_release;
-    keep_live_grants(&rb, s);
-    plan_changes(&rb, s);
-    pending = rb.n_cand > 0;
-    if (pending && !rb.lowered &&
-        (s->started_here || increases_allowed(l, now)) &&
-        others_confirmed(l, s, rb.next, rb.n_next, rb.cand, rb.n_cand,
-                         now)) {
-        for (size_t c = 0; c < rb.n_cand; c++)
-            set_grant(&rb, rb.cand[c], rb.cand_slot[c],
-                      (uint32_t)rb.n_live);
-        pending = 0;
-    }
-    if (!rb.changed)
+    keep_live_grants(&rb, l, s);
+    if (plan_changes(&rb, l, s) != J4_OK)
         goto out_release;
-    qsort(rb.next, rb.n_next, sizeof(*rb.next), cmp_grant);
-    if (persist_grants(l, s, rb.next, rb.n_next) != J4_OK)
-        goto out_release;
-    free(s->grants);
-    s->grants = rb.next;
-    s->n_grants = rb.n_next;
-    rb.next = NULL;
-    s->persist = 0;
-    for (size_t t = 0; t < rb.n_touched; t++) {
-        uint64_t v = exec_touch(l, rb.touched[t]);
-        for (size_t j = 0; j < s->n_grants; j++) {
-            if (!strcmp(s->grants[j].exec, rb.touched[t]))
-                s->grants[j].version = v;
-        }
+    pending = grant_increases(l, s, &rb, t);
+    if (rb.changed) {
+        queue_write(t->writes, s, &rb, pending);
+        return;
     }
     if (!pending)
-        log_split(s, s->grants, s->n_grants);
+        s->balanced_gen = l->live_gen;
 
 out_release:
     rebalance_release(&rb);
+}
+
+/* Writes every queued grant change of this tick in one fenced
+ * transaction, and only then makes them the plan's (so no message
+ * carries a grant PostgreSQL does not hold). */
+static void flush_writes(struct leader *l, struct tick_writes *tw)
+{
+    const struct grant **grants = calloc(tw->n + 1, sizeof(*grants));
+    int64_t *ids = calloc(tw->n + 1, sizeof(*ids));
+    size_t *counts = calloc(tw->n + 1, sizeof(*counts));
+    int rc = J4_ERR_NOMEM;
+
+    if (tw->n && grants && ids && counts && atomic_load(&l->is_leader)) {
+        for (size_t i = 0; i < tw->n; i++) {
+            ids[i] = tw->v[i].s->id;
+            grants[i] = tw->v[i].next;
+            counts[i] = tw->v[i].n;
+        }
+        rc = pgstore_begin_fenced(l->conn, l->epoch);
+        if (rc == J4_OK)
+            rc = grants_store_write_many(l->conn, l->epoch, ids, grants,
+                                         counts, tw->n);
+        rc = finish_tx(l, rc, "writing assignments");
+    }
+    for (size_t i = 0; i < tw->n; i++) {
+        struct grant_write *w = &tw->v[i];
+
+        if (rc == J4_OK && atomic_load(&l->is_leader)) {
+            commit_grants(l, w->s, &w->rb, w->next, w->n, w->at);
+            w->next = NULL;
+            if (!w->pending) {
+                w->s->balanced_gen = l->live_gen;
+                log_split(w->s, w->s->grants, w->s->n_grants);
+            }
+        }
+        grant_write_release(w);
+    }
+    free(tw->v);
+    free(grants);
+    free(ids);
+    free(counts);
 }
 
 /* ------------------------------------------------------- state machine */
@@ -820,14 +1140,14 @@ static int all_drained(struct leader *l, const struct lscen *s, int64_t now)
     return 1;
 }
 
-/* Notes the most workers the executors have reported running for s at
- * once, so a run that never reached its target can say so at the end. */
-static void track_peak(struct leader *l, struct lscen *s, int64_t now,
-                       int64_t wall)
+/* Workers the live executors report running for s, counted again only
+ * when a holder's status (or the grants) changed since the last count. */
+uint32_t plan_running(struct leader *l, struct lscen *s, int64_t now)
 {
     uint32_t running = 0;
-    int64_t t = wall - s->start_wall_ms;
 
+    if (s->summed_gen == s->gen)
+        return s->running_sum;
     for (size_t i = 0; i < l->n_execs; i++) {
         const struct lexec *e = &l->execs[i];
         const struct fleet_status *st = lexec_status(e, s->id);
@@ -835,6 +1155,19 @@ static void track_peak(struct leader *l, struct lscen *s, int64_t now,
         if (lexec_holding(e, now) && st)
             running += st->running;
     }
+    s->running_sum = running;
+    s->summed_gen = s->gen;
+    return running;
+}
+
+/* Notes the most workers the executors have reported running for s at
+ * once, so a run that never reached its target can say so at the end. */
+static void track_peak(struct leader *l, struct lscen *s, int64_t now,
+                       int64_t wall)
+{
+    uint32_t running = plan_running(l, s, now);
+    int64_t t = wall - s->start_wall_ms;
+
     if (running > s->peak_running)
         s->peak_running = running;
     /* Time in hold below target: what a lost executor or a crashing
@@ -891,6 +1224,7 @@ static void revoke_all(struct leader *l, struct lscen *s)
         d->version = v;
     }
     s->n_grants = 0;
+    s->gen++;
     log_info("scenario %lld '%s': stopping", (long long)s->id, s->name);
 }
 
@@ -1021,9 +1355,11 @@ static int tick_pending(struct leader *l, struct lscen *s, int64_t now)
     return 0;
 }
 
-/* Returns 1 when s is gone from the table. */
-static int scen_tick(struct leader *l, struct lscen *s, int64_t now)
+/* Returns 1 when s is gone from the table. A grant change is queued in
+ * t->writes. */
+static int scen_tick(struct leader *l, struct lscen *s, struct tick *t)
 {
+    int64_t now = t->now;
     int64_t wall = clock_wall_ms();
     const struct lexec *e;
     const char *error = NULL;
@@ -1034,7 +1370,7 @@ static int scen_tick(struct leader *l, struct lscen *s, int64_t now)
         return 0;
     if (s->fail_reason[0])
         return try_end(l, s, "failed", now);
-    if ((e = refusing_holder(l, s, &error)) != NULL)
+    if (t->any_error && (e = refusing_holder(l, s, &error)) != NULL)
         return fail(l, s, e, error, now);
     plan_results_tick(l, s, now);
     track_peak(l, s, now, wall);
@@ -1049,16 +1385,21 @@ static int scen_tick(struct leader *l, struct lscen *s, int64_t now)
         revoke_all(l, s);
         return try_end(l, s, "stopped", now);
     }
-    rebalance(l, s, now, wall);
+    rebalance(l, s, t);
     return 0;
 }
 
 void plan_tick(struct leader *l)
 {
-    int64_t now = clock_mono_ms();
+    struct tick_writes tw = {0};
+    struct tick t = {.now = clock_mono_ms(), .writes = &tw};
 
+    for (size_t i = 0; i < l->n_execs && !t.any_error; i++)
+        t.any_error = l->execs[i].has_error;
     for (size_t i = 0; i < l->n_scens && atomic_load(&l->is_leader);) {
-        if (!scen_tick(l, l->scens[i], now))
+        if (!scen_tick(l, l->scens[i], &t))
             i++;
     }
+    free(t.unsettled);
+    flush_writes(l, &tw);
 }

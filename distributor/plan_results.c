@@ -2,9 +2,10 @@
  * plan_results.c - abort_on_fail thresholds and final reports, for the
  * leader.
  *
- * The last check time of each scenario lives in a small table of this
- * file (leader thread only), so that thresholds are read from
- * PostgreSQL once a second per running scenario, not once per pass.
+ * Only scenarios with an abort_on_fail threshold are checked, each at
+ * most once a second (the next check time lives in the scenario), so
+ * that thresholds are read from PostgreSQL once a second per such
+ * running scenario, not once per pass.
  */
 #include "plan_results.h"
 
@@ -18,22 +19,13 @@
 #include "report.h"
 
 #define CHECK_EVERY_MS 1000
-#define CHECKS_TRACKED 64
 
-static struct {
-    int64_t id;
-    int64_t next_ms;
-} checks[CHECKS_TRACKED];
-
-/* Non-zero when scenario id is due for a check (and books the next). */
-static int check_due(int64_t id, int64_t now)
+/* Non-zero when s is due for a check (and books the next). */
+static int check_due(struct lscen *s, int64_t now)
 {
-    size_t slot = (size_t)id % CHECKS_TRACKED;
-
-    if (checks[slot].id == id && now < checks[slot].next_ms)
+    if (!s->has_abort || now < s->abort_check_ms)
         return 0;
-    checks[slot].id = id;
-    checks[slot].next_ms = now + CHECK_EVERY_MS;
+    s->abort_check_ms = now + CHECK_EVERY_MS;
     return 1;
 }
 
@@ -66,7 +58,7 @@ void plan_results_tick(struct leader *l, struct lscen *s, int64_t now_ms)
     char reason[512];
     int64_t elapsed = clock_wall_ms() - s->start_wall_ms;
 
-    if (s->stop_requested || elapsed < 0 || !check_due(s->id, now_ms))
+    if (s->stop_requested || elapsed < 0 || !check_due(s, now_ms))
         return;
     if (!report_check_abort(l->conn, s->id, elapsed, reason, sizeof(reason)))
         return;

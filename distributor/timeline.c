@@ -11,6 +11,16 @@
  * write that fails keeps the buffer for the next try up to TIMELINE_BUF
  * rows, beyond which the oldest are dropped: the timeline is an account
  * of the run, not part of its results.
+ *
+ * Scale: a scenario whose grants, holders' statuses (its gen) and
+ * planned count are as at its last point is not sampled again before
+ * TIMELINE_EVERY_MS, and points of one scenario are at least
+ * TIMELINE_MIN_GAP_MS apart (a change waits for the gap to pass), so a
+ * pass does not walk every executor of every scenario. A point of a
+ * scenario granted to more than TIMELINE_CELLS_MAX executors keeps only
+ * the totals, as one row for executor "*" (not a valid executor id): a
+ * thousand executors would otherwise make a thousand rows a second per
+ * scenario, more than PostgreSQL here could take.
  */
 #include "timeline.h"
 
@@ -27,6 +37,8 @@
 
 #define TIMELINE_BUF 20000
 #define TIMELINE_ROWS_MAX 400000     /* read back at most */
+#define TIMELINE_MIN_GAP_MS 100
+#define TIMELINE_CELLS_MAX 64
 
 struct tl_cell {
     char exec[DIST_ID_MAX + 1];
@@ -40,6 +52,8 @@ struct tl_scen {
     size_t points;              /* stored so far (valid once counted) */
     int counted;
     int seen;
+    uint64_t gen;               /* the scenario's gen at the last point */
+    uint32_t planned;           /* and its planned count */
     struct tl_cell *last;
     size_t n_last;
 };
@@ -135,17 +149,35 @@ static uint32_t exec_running(struct leader *l, const char *exec,
     return st ? st->running : 0;
 }
 
-/* The cells of s now: every grant, then every live executor running it
- * without one. Returns the count; *out is malloc'd. */
-static size_t take_cells(struct leader *l, const struct lscen *s,
-                         int64_t now, int64_t t, struct tl_cell **out)
+/* The one cell of a point that keeps only the totals. */
+static size_t total_cell(struct leader *l, struct lscen *s, int64_t now,
+                         uint32_t planned, struct tl_cell **out)
 {
-    uint32_t planned = s->stop_requested ? 0
-                       : schedule_planned(&s->sched, t);
-    struct tl_cell *cells = calloc(s->n_grants + l->n_execs + 1,
-                                   sizeof(*cells));
+    struct tl_cell *cell = calloc(1, sizeof(*cell));
+
+    *out = cell;
+    if (!cell)
+        return 0;
+    snprintf(cell->exec, sizeof(cell->exec), "*");
+    for (size_t i = 0; i < s->n_grants; i++)
+        cell->planned += split_share(planned, s->grants[i].slot,
+                                     s->grants[i].slots);
+    cell->running = plan_running(l, s, now);
+    return 1;
+}
+
+/* The cells of s now: every grant, then every live executor running it
+ * without one (or only the totals, for many grants). Returns the count;
+ * *out is malloc'd. */
+static size_t take_cells(struct leader *l, struct lscen *s, int64_t now,
+                         uint32_t planned, struct tl_cell **out)
+{
+    struct tl_cell *cells;
     size_t n = 0;
 
+    if (s->n_grants > TIMELINE_CELLS_MAX)
+        return total_cell(l, s, now, planned, out);
+    cells = calloc(s->n_grants + l->n_execs + 1, sizeof(*cells));
     *out = cells;
     if (!cells)
         return 0;
@@ -158,11 +190,8 @@ static size_t take_cells(struct leader *l, const struct lscen *s,
     for (size_t i = 0; i < l->n_execs; i++) {
         const struct lexec *e = &l->execs[i];
         uint32_t run = exec_running(l, e->id, s->id, now);
-        int granted = 0;
 
-        for (size_t j = 0; j < s->n_grants; j++)
-            granted |= !strcmp(s->grants[j].exec, e->id);
-        if (granted || run == 0)
+        if (run == 0 || plan_grant_of(s, e->id))
             continue;
         snprintf(cells[n].exec, sizeof(cells[n].exec), "%s", e->id);
         cells[n++].running = run;
@@ -207,11 +236,12 @@ static void append_rows(struct timeline *tl, int64_t sid, int64_t t,
 }
 
 static void sample_scen(struct leader *l, struct timeline *tl,
-                        const struct lscen *s, int64_t now, int64_t wall)
+                        struct lscen *s, int64_t now, int64_t wall)
 {
     struct tl_scen *ts = tl_scen_get(tl, s->id);
     struct tl_cell *cells;
     int64_t t = wall - s->start_wall_ms;
+    uint32_t planned;
     size_t n;
 
     if (!ts)
@@ -220,7 +250,14 @@ static void sample_scen(struct leader *l, struct timeline *tl,
     if (t < 0 || (!ts->counted && !count_points(l, ts)) ||
         ts->points >= TIMELINE_MAX_POINTS)
         return;
-    n = take_cells(l, s, now, t, &cells);
+    planned = s->stop_requested ? 0 : schedule_planned(&s->sched, t);
+    if (ts->last_ms && (now - ts->last_ms < TIMELINE_MIN_GAP_MS ||
+                        (now - ts->last_ms < TIMELINE_EVERY_MS &&
+                         ts->gen == s->gen && ts->planned == planned)))
+        return;                 /* too soon, or nothing it shows changed */
+    ts->gen = s->gen;
+    ts->planned = planned;
+    n = take_cells(l, s, now, planned, &cells);
     if (!cells)
         return;
     if (ts->last_ms && now - ts->last_ms < TIMELINE_EVERY_MS &&
@@ -352,7 +389,7 @@ void timeline_tick(struct leader *l, struct timeline *tl, int64_t now_ms)
         tl->epoch = l->epoch;
     }
     for (size_t i = 0; i < l->n_scens; i++) {
-        const struct lscen *s = l->scens[i];
+        struct lscen *s = l->scens[i];
         if (s->running && s->start_wall_ms)
             sample_scen(l, tl, s, now_ms, wall);
     }

@@ -15,17 +15,25 @@ Runs, one after another on this machine:
   record      tests/bench/bench_record: ns per recorded sample.
   latency     a target answering after exactly 10 ms: J4's and wrk's
               percentiles against the truth.
+  dscale      one j4-distributor leading 1,000 simulated executors
+              (tests/bench/fleet_sim) and 100 running scenarios: the
+              leader's CPU at steady state, and how long after an
+              executor's loss every survivor holds its new share.
 
 Usage: bench.py BUILD_DIR [--only a,b] [--duration S] [--max-workers N]
-                          [--rss-cap-gib G] [--json FILE]
+                          [--rss-cap-gib G] [--dscale-executors N]
+                          [--json FILE]
 
 Every server it starts listens on 127.0.0.1 on a free port and is killed
 at the end; every load run is bounded in time. Standard library only.
 """
 import argparse
+import contextlib
 import json
 import os
+import struct
 import re
+import select
 import shutil
 import signal
 import socket
@@ -40,7 +48,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CONNS = 50
 BODY = "j4 bench: 34 bytes of static text\n"     # the small static file
-SECTIONS = ("throughput", "density", "spawn", "record", "latency")
+SECTIONS = ("throughput", "density", "spawn", "record", "latency",
+            "dscale")
 
 
 def log(msg):
@@ -616,63 +625,51 @@ def bench_density(b):
 
 # ------------------------------------------------------------------ spawn
 
-def watch_spawn(run, samples):
-    pid = run.proc.pid
-    while run.alive():
-        _, threads = proc_status(pid)
-        if threads is None:
-            break
-        samples.append((time.time(), threads,
-                        last_running(run.read_out())))
-        time.sleep(0.02)
+def spawn_marks(path, n):
+    """When each worker's init ran (monotonic us), from the sleeper's
+    marks file; 0 for workers that never started."""
+    with open(path, "rb") as f:
+        data = f.read(8 * n)
+    return list(struct.unpack("<%dQ" % (len(data) // 8), data))
 
 
 def bench_spawn(b):
     step, interval = b.args.spawn_step, 1.0
-    target = min(b.args.spawn_target, thread_budget(b))
-    target -= target % step
-    target = max(target, step)
+    target = max(b.args.spawn_target - b.args.spawn_target % step, step)
     steps = target // step
-    samples = []
+    marks_path = os.path.join(b.tmp, "spawn-marks")
+    with open(marks_path, "wb") as f:
+        f.truncate(8 * target)
     spec = {"name": "bench-spawn", "scenario": "sleeper",
-            "params": {"ms": 1000}, "target": target,
+            "params": {"ms": 1000, "marks": marks_path,
+                       "marks_max": target},
+            "target": target,
             "rampup": {"step": step, "interval": "1s"},
             "hold": "3s", "grace": "5s"}
     log("spawn: %d workers, %d every second" % (target, step))
     r = b.j4_run("j4-spawn", spec, b.plugins, steps + 120,
-                 lambda run: watch_spawn(run, samples),
                  capacity=max(target, 100000))
-    base_threads = baseline_threads(b)
-    t0 = next((t for t, th, _ in samples if th > base_threads), None)
+    marks = spawn_marks(marks_path, target)
+    started = [m for m in marks if m]
+    # Worker ids are handed out in start order: step k holds ids
+    # (k-1)*step .. k*step-1, due (k-1) s after the first worker began.
+    t0 = min(started) if started else None
     rows = []
-    prev = t0
     for k in range(1, steps + 1):
-        want = base_threads + step * k
-        hit = next((t for t, th, _ in samples if th >= want), None)
-        due = t0 + (k - 1) * interval if t0 else None
-        row = {"step": k, "workers": step * k}
-        if hit and due is not None:
-            began = max(prev, due)
-            row["reached_after_ms"] = (hit - due) * 1000
-            row["rate_per_s"] = step / max(hit - began, 0.02)
-            prev = hit
+        part = [m for m in marks[(k - 1) * step:k * step] if m]
+        row = {"step": k, "workers": step * k, "started": len(part)}
+        if t0 is not None and len(part) == step:
+            due = t0 + (k - 1) * interval * 1e6
+            row["reached_after_ms"] = (max(part) - due) / 1000.0
+            row["rate_per_s"] = step / max((max(part) - min(part)) / 1e6,
+                                           1e-3)
         rows.append(row)
     b.results["spawn"] = {"step": step, "interval_s": interval,
                           "target": target, "rows": rows,
                           "exit": r.proc.returncode,
                           "reason": num(r"reason\s+(.*)", r.out, None, str),
                           "stderr": summarize_errors(r.err),
-                          "peak_running": max((s[2] or 0 for s in samples),
-                                              default=0)}
-
-
-def baseline_threads(b):
-    """Threads of `j4 run` with no worker: the 1-worker run's, minus one."""
-    if "density" not in b.results:
-        b.results["density_baseline"] = density_run(b, 1, 2)
-    base = b.results.get("density", {}).get("baseline") or \
-        b.results["density_baseline"]
-    return base["peak_threads"] - 1
+                          "peak_running": len(started)}
 
 
 # ----------------------------------------------------------------- record
@@ -720,6 +717,178 @@ def bench_latency(b):
     finally:
         b.stop_servers()
     b.results["latency"] = {"delay_ms": delay, "rows": rows}
+
+
+# ----------------------------------------------------------------- dscale
+
+class FleetSim:
+    """tests/bench/fleet_sim: simulated executors driven by one command
+    per line on its stdin, each answered by one key=value line."""
+
+    def __init__(self, b, nats_url, executors, heartbeat_ms, plugin):
+        argv = [os.path.join(b.bench_dir, "fleet_sim"), "--nats", nats_url,
+                "--executors", str(executors),
+                "--heartbeat", str(heartbeat_ms), "--plugin", plugin]
+        self.err = open(os.path.join(b.tmp, "fleet_sim.err"), "w")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
+                                     stderr=self.err, text=True, bufsize=1)
+        self.ready = self.read(20)
+
+    def read(self, timeout):
+        if not select.select([self.proc.stdout], [], [], timeout)[0]:
+            raise RuntimeError("fleet_sim did not answer within %.0f s"
+                               % timeout)
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("fleet_sim exited (%s)" % self.proc.poll())
+        words = line.split()
+        answer = {"verb": words[0] if words else ""}
+        for w in words[1:]:
+            key, _, value = w.partition("=")
+            answer[key] = int(value) if re.match(r"^-?\d+$", value) \
+                else value
+        return answer
+
+    def ask(self, line, timeout):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.read(timeout)
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self.err.close()
+
+
+def harness():
+    """tests/integration/j4harness.py, which starts nats-server and
+    PostgreSQL on free loopback ports and cleans up after itself."""
+    path = os.path.join(ROOT, "tests", "integration")
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    import j4harness
+    return j4harness
+
+
+def dscale_spec(i, count, plugin):
+    """Scenario i of count: targets spread over 1000-5000 workers, a long
+    hold (the part kills everything long before it ends)."""
+    target = 1000 + (4000 * i // max(count - 1, 1))
+    return {"name": "dscale-%d" % i, "scenario": plugin, "target": target,
+            "hold": "30m", "grace": "1s"}
+
+
+def live_count(c, d):
+    status, _, body = c.api("GET", "/executors", dist=d, timeout=10)
+    if status != 200 or not isinstance(body, dict):
+        return 0
+    return sum(1 for e in body.get("executors", []) if e.get("live"))
+
+
+def cpu_window(pid, sim, nats_pid, secs):
+    """The leader's CPU share of one core (and the simulator's and
+    nats-server's, for scale) and the simulator's message counters over
+    secs seconds."""
+    pids = (pid, sim.proc.pid, nats_pid)
+    s0, t0 = sim.ask("stats", 10), time.time()
+    c0 = [proc_cpu_s(p) or 0 for p in pids]
+    time.sleep(secs)
+    s1, t1 = sim.ask("stats", 10), time.time()
+    c1 = [proc_cpu_s(p) or 0 for p in pids]
+    wall = t1 - t0
+    rss, threads = proc_status(pid)
+    return {"seconds": wall, "leader_core": (c1[0] - c0[0]) / wall,
+            "sim_core": (c1[1] - c0[1]) / wall,
+            "nats_core": (c1[2] - c0[2]) / wall,
+            "leader_rss_kib": rss, "leader_threads": threads,
+            "hb_per_s": (s1["hb_sent"] - s0["hb_sent"]) / wall,
+            "hb_bytes_per_s": (s1["hb_bytes"] - s0["hb_bytes"]) / wall,
+            "ds_per_s": (s1["ds_recv"] - s0["ds_recv"]) / wall,
+            "ds_bytes_per_s": (s1["ds_bytes"] - s0["ds_bytes"]) / wall}
+
+
+def dscale_start(b, c, sims, sim_args):
+    """The leader, the simulated fleet (appended to sims, for the caller
+    to close whatever happens) and the scenarios; returns the leader's
+    Process, the simulator and the startup figures."""
+    a = b.args
+    d = c.add_distributor()
+    h = harness()
+    h.wait_until(lambda: c._healthy(d), 30, what="distributor /healthz")
+    h.wait_until(lambda: c.leaders(), 30, what="a leader")
+    t0 = time.time()
+    sim = FleetSim(b, c.nats_url, *sim_args)
+    sims.append(sim)
+    h.wait_until(lambda: live_count(c, d) >= a.dscale_executors, 60,
+                 interval=0.2, what="every simulated executor live")
+    start = {"live_s": time.time() - t0}
+    cpu0, t1 = proc_cpu_s(d.pid), time.time()
+    for i in range(a.dscale_scenarios):
+        c.submit(dscale_spec(i, a.dscale_scenarios, sim_args[2]), dist=d)
+    start["submit_s"] = time.time() - t1
+    answer = sim.ask("converge %d %d" % (a.dscale_scenarios, 180000), 200)
+    start["converge_answer"] = answer
+    if answer["verb"] == "converged":
+        start["converged_s"] = answer["ms"] / 1000.0
+    start["converge_cpu_s"] = proc_cpu_s(d.pid) - cpu0
+    return d, sim, start
+
+
+def dscale_kills(b, d, sim):
+    """Kills a few simulated executors, one after another, spread over
+    the id order, each after the previous one's share has moved."""
+    n, rows = b.args.dscale_executors, []
+    for k in range(b.args.dscale_kills):
+        victim = (n * (2 * k + 1)) // (2 * b.args.dscale_kills)
+        log("dscale: kill %d/%d: executor %d" % (k + 1, b.args.dscale_kills,
+                                                 victim))
+        cpu0 = proc_cpu_s(d.pid)
+        row = sim.ask("kill %d %d" % (victim, 60000), 90)
+        row["leader_cpu_s"] = proc_cpu_s(d.pid) - cpu0
+        rows.append(row)
+        time.sleep(2)
+    return rows
+
+
+def bench_dscale(b):
+    a = b.args
+    plugin = "fleet_sim"
+    lease_ms = int(a.dscale_lease.rstrip("s")) * 1000
+    log("dscale: %d simulated executors, %d scenarios, lease %s" % (
+        a.dscale_executors, a.dscale_scenarios, a.dscale_lease))
+    sims = []
+    with contextlib.redirect_stdout(sys.stderr):
+        c = harness().Cluster(distributors=0, executors=0, nginx=False,
+                              lease=a.dscale_lease)
+        c.__enter__()
+    try:
+        c.build = b.build
+        d, sim, start = dscale_start(
+            b, c, sims, (a.dscale_executors, a.dscale_heartbeat_ms, plugin))
+        time.sleep(a.dscale_settle)
+        log("dscale: sampling the leader's CPU for %d s" % a.duration)
+        steady = cpu_window(d.pid, sim, c.nats.pid, a.duration)
+        kills = dscale_kills(b, d, sim)
+        b.results["dscale"] = {
+            "executors": a.dscale_executors,
+            "scenarios": a.dscale_scenarios, "lease_ms": lease_ms,
+            "heartbeat_ms": a.dscale_heartbeat_ms,
+            "targets": [dscale_spec(i, a.dscale_scenarios, plugin)["target"]
+                        for i in (0, a.dscale_scenarios - 1)],
+            "start": start, "steady": steady, "kills": kills,
+            "leader_lost_lines": d.log_text().count(" lost (")}
+    finally:
+        for sim in sims:
+            sim.close()
+        with contextlib.redirect_stdout(sys.stderr):
+            c.cleanup()
 
 
 # ------------------------------------------------------------------ table
@@ -817,12 +986,15 @@ def print_record(r):
     print("  %-34s %8s %8s %14s" % ("path", "threads", "ns", "samples/s"))
     for key, label in (("single_named", "worker_stats_record_named"),
                        ("multi_named", "worker_stats_record_named"),
-                       ("single_hist", "series_hist_record only"),
-                       ("multi_hist", "series_hist_record only")):
+                       ("single_hist", "chist_record only"),
+                       ("multi_hist", "chist_record only")):
         if key + "_ns_per_sample" in r:
             print("  %-34s %8d %8.1f %14.0f" % (
                 label, r[key + "_threads"], r[key + "_ns_per_sample"],
                 r[key + "_samples_per_s"]))
+    if "worker_bytes" in r:
+        print("  one worker's recording state after %d requests: %d bytes"
+              % (r.get("worker_bytes_samples", 0), r["worker_bytes"]))
 
 
 def print_latency(lat):
@@ -837,6 +1009,54 @@ def print_latency(lat):
             fmt(r.get("p99_ms"), "%.2f"),
             fmt(p50 - lat["delay_ms"] if p50 is not None else None, "%+.2f"),
             fmt(r.get("rps"))))
+
+
+def print_dscale(ds):
+    st, cpu = ds["start"], ds["steady"]
+    print("\n6. Distributor scale: %d simulated executors (fleet_sim, "
+          "heartbeat %d ms), %d scenarios of %d-%d workers, lease %.0f s, "
+          "one leader" % (ds["executors"], ds["heartbeat_ms"],
+                          ds["scenarios"], ds["targets"][0],
+                          ds["targets"][1], ds["lease_ms"] / 1000.0))
+    print("  every executor live          %6.1f s after the simulator "
+          "started" % st["live_s"])
+    print("  %d scenarios submitted in    %6.1f s" % (ds["scenarios"],
+                                                     st["submit_s"]))
+    print("  every split converged        %6s s after the last submit "
+          "(leader CPU %.1f s meanwhile)" % (
+              fmt(st.get("converged_s"), "%.1f"), st["converge_cpu_s"]))
+    print("  leader CPU at steady state   %6.3f of one core (%.0f s; RSS "
+          "%s MiB, %s threads)" % (
+              cpu["leader_core"], cpu["seconds"],
+              fmt((cpu["leader_rss_kib"] or 0) / 1024, "%.0f"),
+              fmt(cpu["leader_threads"])))
+    print("  meanwhile                    %6.3f (fleet_sim), %.3f "
+          "(nats-server)" % (cpu["sim_core"], cpu["nats_core"]))
+    print("  NATS                         %6.0f heartbeats/s in (%.2f MB/s)"
+          ", %.0f desired states/s out (%.2f MB/s)" % (
+              cpu["hb_per_s"], cpu["hb_bytes_per_s"] / 1e6,
+              cpu["ds_per_s"], cpu["ds_bytes_per_s"] / 1e6))
+    print("  %-9s %11s %10s %12s %9s %9s %9s %9s %6s" % (
+        "lost", "last hb ago", "from kill", "after lease", "median",
+        "reaction", "survivors", "increased", "CPU s"))
+    for k in ds["kills"]:
+        print("  %-9s %8s ms %7s ms %9s ms %6s ms %6s ms %9s %9s %6s%s" % (
+            k.get("id", "?"), fmt(k.get("since_last_hb_ms")),
+            fmt(k.get("reassigned_ms")), fmt(k.get("after_lease_ms")),
+            fmt(k.get("p50_after_lease_ms")),
+            fmt(k.get("reaction_after_lease_ms")), fmt(k.get("survivors")),
+            fmt(k.get("increased")), fmt(k.get("leader_cpu_s"), "%.2f"),
+            "  (%s survivors never got it)" % k["missing"]
+            if k.get("missing") else ""))
+    print("  (from kill: its heartbeats stop, until the last survivor holds "
+          "its new share of every\n   scenario; that includes the lease "
+          "(%.0f s after its last heartbeat), a deliberate wait.\n   after "
+          "lease: from the lease's end on the leader's clock, i.e. the "
+          "leader's own reaction,\n   which issue 6's 1 s goal is about; "
+          "median: half the survivors had theirs by then;\n   reaction: "
+          "the first survivor's changed split. increased: survivors whose "
+          "share grows,\n   granted only once every other holder confirmed "
+          "its lowered or moved slot)" % (ds["lease_ms"] / 1000.0))
 
 
 # ------------------------------------------------------------------- main
@@ -855,8 +1075,16 @@ def parse_args(argv):
     p.add_argument("--pid-margin", type=int, default=6000,
                    help="pids left free for other programs")
     p.add_argument("--spawn-step", type=int, default=5000)
-    p.add_argument("--spawn-target", type=int, default=20000)
+    p.add_argument("--spawn-target", type=int, default=50000)
     p.add_argument("--record-samples", type=int, default=20000000)
+    p.add_argument("--dscale-executors", type=int, default=1000)
+    p.add_argument("--dscale-scenarios", type=int, default=100)
+    p.add_argument("--dscale-lease", default="2s",
+                   help="the distributor's --lease, whole seconds")
+    p.add_argument("--dscale-heartbeat-ms", type=int, default=1000)
+    p.add_argument("--dscale-kills", type=int, default=3)
+    p.add_argument("--dscale-settle", type=float, default=5,
+                   help="seconds between convergence and the CPU sample")
     p.add_argument("--json", help="also write every figure to this file")
     return p.parse_args(argv)
 
