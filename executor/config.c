@@ -15,13 +15,14 @@
 #include "duration.h"
 #include "log.h"
 #include "options.h"
+#include "runtime.h"
 
 #define CAPACITY_MAX 1000000u
 #define HEARTBEAT_MAX_MS 60000
 
 enum setting {
     S_NATS, S_ID, S_PLUGINS, S_CAPACITY, S_HEARTBEAT, S_LEVEL, S_METRICS,
-    S_THREADS
+    S_THREADS, S_STACK
 };
 
 static const struct option_spec settings[] = {
@@ -33,13 +34,15 @@ static const struct option_spec settings[] = {
     [S_LEVEL] = {"log-level", "J4_LOG_LEVEL"},
     [S_METRICS] = {"metrics-listen", "J4_METRICS_LISTEN"},
     [S_THREADS] = {"threads", "J4_THREADS"},
+    [S_STACK] = {"stack-kib", "J4_STACK_KIB"},
 };
 
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
 static const char usage[] =
     "usage: j4-executor [--nats URL] [--id ID] [--plugins DIR]\n"
-    "                   [--capacity N] [--threads N] [--heartbeat DURATION]\n"
+    "                   [--capacity N] [--threads N] [--stack-kib N]\n"
+    "                   [--heartbeat DURATION]\n"
     "                   [--log-level error|warn|info|debug]\n"
     "                   [--metrics-listen HOST:PORT]\n";
 
@@ -95,6 +98,14 @@ static int apply(void *arg, size_t index, const char *value,
             goto bad;
         cfg->threads = (unsigned)n;
         return J4_OK;
+    case S_STACK:
+        errno = 0;
+        n = strtoul(value, &end, 10);
+        if (errno || end == value || *end || *value == '-' ||
+            n < RUNTIME_STACK_KIB_MIN || n > RUNTIME_STACK_KIB_MAX)
+            goto bad;
+        cfg->stack_kib = (unsigned)n;
+        return J4_OK;
     case S_HEARTBEAT:
         if (duration_parse(value, &cfg->heartbeat_ms) != J4_OK ||
             cfg->heartbeat_ms < 10 || cfg->heartbeat_ms > HEARTBEAT_MAX_MS)
@@ -118,6 +129,7 @@ bad:
              : s == S_PLUGINS   ? "expected a directory"
              : s == S_CAPACITY  ? "expected an integer from 1 to 1000000"
              : s == S_THREADS   ? "expected 0 (one per CPU) to 64"
+             : s == S_STACK     ? "expected KiB from 64 to 65536"
              : s == S_HEARTBEAT ? "expected a duration from 10ms to 1m"
              : s == S_METRICS   ? "expected HOST:PORT, or empty for off"
                                 : "expected error, warn, info or debug");

@@ -20,6 +20,7 @@ struct exec_config {
     char plugins[1024];
     uint32_t capacity;
     unsigned threads; /* worker threads, 0: one per online CPU */
+    unsigned stack_kib; /* per worker stack, 0: the runtime's default */
     int64_t heartbeat_ms;
     j4_log_level log_level;
     char metrics_listen[256];   /* HOST:PORT of /metrics; "" = off */

@@ -2,8 +2,10 @@
  * fiber.c - the machine-dependent part of fibers: stacks and switching.
  *
  * A stack is an anonymous mapping reserved with MAP_NORESERVE, so only
- * the pages a fiber touches become resident. Below it sits a guard page
- * while the process has mappings to spare: each guard splits the mapping
+ * the pages a fiber touches become resident. Below it sits a 64 KiB guard
+ * (a frame larger than that could step over it unless the code was built
+ * with -fstack-clash-protection, as J4's plugins are) while the process
+ * has mappings to spare: each guard splits the mapping
  * in two, and vm.max_map_count (65530 by default) would otherwise cap the
  * fibers at about 32,000. Past that budget stacks go without a guard and
  * rely on the canary word at their bottom, which the scheduler checks
@@ -28,6 +30,7 @@
 #include "log.h"
 
 #define CANARY 0x6a34737461636b21ULL /* "j4stack!" */
+#define GUARD_BYTES (64 * 1024) /* address space only: never resident */
 #define MAP_COUNT_SPARE 16384
 
 static atomic_long guards_left = -1;
@@ -77,7 +80,8 @@ static int take_guard(void)
 int fiber_stack_alloc(struct fiber_stack *st, size_t size)
 {
     size_t page = (size_t)page_size();
-    size_t len = (size + page - 1) / page * page + page;
+    size_t guard = (GUARD_BYTES + page - 1) / page * page;
+    size_t len = (size + page - 1) / page * page + guard;
     char *map = mmap(NULL, len, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
                      -1, 0);
@@ -87,12 +91,12 @@ int fiber_stack_alloc(struct fiber_stack *st, size_t size)
     st->map = map;
     st->map_len = len;
     st->guarded = take_guard();
-    if (st->guarded && mprotect(map, page, PROT_NONE) != 0) {
+    if (st->guarded && mprotect(map, guard, PROT_NONE) != 0) {
         atomic_fetch_add(&guards_left, 1);
         st->guarded = 0;
     }
-    st->lo = map + page;
-    st->size = len - page;
+    st->lo = map + guard;
+    st->size = len - guard;
     *(uint64_t *)st->lo = CANARY;
     return 0;
 }

@@ -29,16 +29,19 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "http1.h"
+#include "log.h"
 #include "scheduler.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -47,7 +50,7 @@
 #define BODY_KEEP (256u * 1024) /* larger body buffers are not kept */
 #define IN_INIT 4096u           /* first size of the response buffer */
 #define IN_STREAM (64u * 1024)  /* grown to this to discard long bodies */
-#define HEAD_MAX (256u * 1024)  /* longest response head or chunk line */
+#define IN_MAX (512u * 1024)    /* the response buffer: a head fits */
 #define OUT_INIT 1024u
 #define CHECK_READS 16          /* reads between time checks, no wait */
 #define DNS_SLOTS 64
@@ -55,6 +58,18 @@
 #define DNS_TTL_US (60 * 1000000LL) /* curl's default DNS cache timeout */
 #define LOST (-2)
 #define FALLBACK 1
+#define FD_WARN_US (60 * 1000000LL) /* between two fd exhaustion lines */
+
+/* libcurl's limits on what a server sends, so that a reply one path
+ * takes the other takes too. A head line, its line end included, fits
+ * in curl's CURL_MAX_HTTP_HEADER (100 KiB) buffer with a NUL; all the
+ * heads of an exchange (1xx and redirects included) may be 300 KiB; a
+ * trailer line's bytes, once curl has added CRLF and NUL, 4 KiB; a
+ * chunk size, 16 hex digits. Measured on curl 7.88.1. */
+#define HEAD_LINE_MAX (100u * 1024 - 1)
+#define HEADS_MAX (300u * 1024)
+#define TRAILER_MAX (4096u - 3)
+#define CHUNK_DIGITS 16
 
 /* Where a request goes. */
 struct target {
@@ -115,6 +130,8 @@ struct xfer {
     size_t got;                  /* response bytes of this attempt */
     int reset;                   /* the last read ended in a reset */
     int unsent;                  /* answered before the body was sent */
+    int req_close;               /* the caller sent "Connection: close" */
+    size_t head_bytes;           /* of every response head so far */
 
     long status;
     int keep, follow, has_loc, store;
@@ -129,6 +146,7 @@ struct resp {
     int close, keep_alive;
     int te, chunked;
     int64_t clen;                /* -1: none */
+    int clen_huge;               /* a length past int64: ignored */
 };
 
 static int fail(struct xfer *x, j4_outcome outcome, int rc)
@@ -146,6 +164,13 @@ static int fail_proto(struct xfer *x)
 static int fail_nomem(struct xfer *x)
 {
     return fail(x, J4_OUTCOME_OTHER, J4_ERR_NOMEM);
+}
+
+/* A reply libcurl rejects with CURLE_RECV_ERROR (broken chunked
+ * framing, heads too large), which sdk_http.c counts as "connect". */
+static int fail_recv(struct xfer *x)
+{
+    return fail(x, J4_OUTCOME_CONNECT, J4_ERR_CONNECT);
 }
 
 /* Makes *buf hold at least need bytes, doubling from at least min. */
@@ -219,6 +244,35 @@ static int name_is(const char *line, size_t n, const char *name)
     return strlen(name) == n && strncasecmp(line, name, n) == 0;
 }
 
+static void trim(const char **p, size_t *n)
+{
+    while (*n && (**p == ' ' || **p == '\t')) {
+        (*p)++;
+        (*n)--;
+    }
+    while (*n && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t' ||
+                  (*p)[*n - 1] == '\r'))
+        (*n)--;
+}
+
+/* Non-zero when the comma-separated value v holds token. */
+static int has_token(const char *v, size_t n, const char *token)
+{
+    while (n) {
+        const char *comma = memchr(v, ',', n);
+        size_t len = comma ? (size_t)(comma - v) : n;
+        const char *t = v;
+        size_t tn = len;
+
+        trim(&t, &tn);
+        if (name_is(t, tn, token))
+            return 1;
+        v += len + (comma ? 1 : 0);
+        n -= len + (comma ? 1 : 0);
+    }
+    return 0;
+}
+
 /* How curl sends one of the caller's header lines. */
 enum hdr_form {
     HDR_SEND,  /* as it is */
@@ -262,6 +316,24 @@ static int headers_ok(const char *const *h)
             return 0;
     }
     return 1;
+}
+
+/* Non-zero when one of the lines is a Connection header with the
+ * "close" option: the connection ends with its response, as RFC 9112
+ * 9.6 requires. */
+static int asks_close(const char *const *h)
+{
+    for (; h && *h; h++) {
+        size_t n;
+        const char *v;
+
+        if (hdr_form(*h, &n) != HDR_SEND || !name_is(*h, n, "connection"))
+            continue;
+        v = *h + n + 1;
+        if (has_token(v, strlen(v), "close"))
+            return 1;
+    }
+    return 0;
 }
 
 static size_t body_length(const j4_http_request_t *req)
@@ -731,8 +803,45 @@ static void conn_close(struct conn *k)
     k->io = NULL;
 }
 
+static _Atomic int64_t fd_warn_next_us;
+
+/* Says, once a minute at most, why sockets cannot be had. */
+static void warn_out_of_fds(int err)
+{
+    int64_t now = clock_mono_us();
+    int64_t next = atomic_load(&fd_warn_next_us);
+    struct rlimit rl;
+
+    if (now < next ||
+        !atomic_compare_exchange_strong(&fd_warn_next_us, &next,
+                                        now + FD_WARN_US))
+        return;
+    if (err == ENFILE)
+        log_warn("http: cannot open a connection: the system is out of file descriptors (fs.file-max): raise it or lower the worker count");
+    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+             rl.rlim_cur != RLIM_INFINITY)
+        log_warn("http: cannot open a connection: out of file descriptors (ulimit -n %llu): raise it or lower the worker count",
+                 (unsigned long long)rl.rlim_cur);
+    else
+        log_warn("http: cannot open a connection: out of file descriptors: raise ulimit -n or lower the worker count");
+}
+
+/* No socket for a connection. Out of file descriptors, no other address
+ * would do better: that fails the request as libcurl does (couldn't
+ * connect, so "connect", though nothing left the machine) and is said
+ * in the log, once a minute. Other errors (an address family the
+ * system lacks) leave the next address to try. */
+static int socket_failed(struct xfer *x, int err)
+{
+    if (err != EMFILE && err != ENFILE)
+        return 1;
+    warn_out_of_fds(err);
+    return fail(x, J4_OUTCOME_CONNECT, J4_ERR_CONNECT);
+}
+
 /* Connects k to one address: 0 when connected, 1 when this address
- * failed (try the next), -1 when time is up or memory ran out. */
+ * failed (try the next), -1 when time is up, memory or descriptors ran
+ * out. */
 static int connect_one(struct xfer *x, struct conn *k,
                        const struct sockaddr *sa, socklen_t len)
 {
@@ -742,7 +851,7 @@ static int connect_one(struct xfer *x, struct conn *k,
     socklen_t elen = sizeof(err);
 
     if (fd < 0)
-        return 1;
+        return socket_failed(x, errno);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     k->io = sched_io_add(fd);
     if (!k->io) {
@@ -1037,7 +1146,7 @@ static ssize_t io_read(struct xfer *x, char *buf, size_t n)
 }
 
 /* Makes room at the end of c->in: drops what was parsed, then compacts,
- * then grows up to HEAD_MAX. */
+ * then grows up to IN_MAX, which head_end()'s limits keep a head in. */
 static int in_room(struct http1 *c, struct xfer *x)
 {
     if (c->in_pos == c->in_len)
@@ -1050,8 +1159,8 @@ static int in_room(struct http1 *c, struct xfer *x)
         c->in_pos = 0;
         return 0;
     }
-    if (c->in_cap >= HEAD_MAX)
-        return fail_proto(x); /* a head or chunk line that long */
+    if (c->in_cap >= IN_MAX)
+        return fail_proto(x); /* cannot happen: see head_end() */
     return grow(&c->in, &c->in_cap, c->in_cap * 2, IN_INIT) < 0
                ? fail_nomem(x)
                : 0;
@@ -1081,63 +1190,36 @@ static int in_fill(struct http1 *c, struct xfer *x)
 
 /* --------------------------------------------------- response head */
 
-/* Finds the blank line that ends the head in c->in, from *scan on (an
- * offset from in_pos, kept between calls). Bare LF line ends count, as
- * curl accepts them. 1 with *end just past it, 0 when more is needed. */
-static int head_end(const struct http1 *c, size_t *scan, size_t *end)
+/* Finds the blank line that ends the head in c->in, line by line from
+ * *scan on (the offset from in_pos of the first line not yet seen, kept
+ * between calls). Bare LF line ends count, as curl accepts them. Each
+ * line is held to libcurl's limits: one longer than HEAD_LINE_MAX fails
+ * as curl's "out of memory" does (outcome other), heads past HEADS_MAX
+ * as its "too large response headers" (a receive error). 1 with *end
+ * just past the blank line, 0 when more is needed, -1 on failure. */
+static int head_end(const struct http1 *c, struct xfer *x, size_t *scan,
+                    size_t *end)
 {
     const char *base = c->in + c->in_pos;
     size_t len = c->in_len - c->in_pos;
     const char *nl;
 
     while ((nl = memchr(base + *scan, '\n', len - *scan))) {
-        size_t j = (size_t)(nl - base) + 1;
+        size_t line = (size_t)(nl - base) + 1 - *scan;
+        int blank = line == 1 || (line == 2 && base[*scan] == '\r');
 
-        if (j < len && base[j] == '\n') {
-            *end = j + 1;
+        if (line > HEAD_LINE_MAX)
+            return fail_proto(x);
+        x->head_bytes += line;
+        if (x->head_bytes > HEADS_MAX)
+            return fail_recv(x);
+        *scan += line;
+        if (blank) {
+            *end = *scan;
             return 1;
         }
-        if (j + 1 < len && base[j] == '\r' && base[j + 1] == '\n') {
-            *end = j + 2;
-            return 1;
-        }
-        if (j == len || (j + 1 == len && base[j] == '\r')) {
-            *scan = j - 1; /* decide once the next bytes are in */
-            return 0;
-        }
-        *scan = j;
     }
-    *scan = len;
-    return 0;
-}
-
-static void trim(const char **p, size_t *n)
-{
-    while (*n && (**p == ' ' || **p == '\t')) {
-        (*p)++;
-        (*n)--;
-    }
-    while (*n && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t' ||
-                  (*p)[*n - 1] == '\r'))
-        (*n)--;
-}
-
-/* Non-zero when the comma-separated value v holds token. */
-static int has_token(const char *v, size_t n, const char *token)
-{
-    while (n) {
-        const char *comma = memchr(v, ',', n);
-        size_t len = comma ? (size_t)(comma - v) : n;
-        const char *t = v;
-        size_t tn = len;
-
-        trim(&t, &tn);
-        if (name_is(t, tn, token))
-            return 1;
-        v += len + (comma ? 1 : 0);
-        n -= len + (comma ? 1 : 0);
-    }
-    return 0;
+    return len - *scan >= HEAD_LINE_MAX ? fail_proto(x) : 0;
 }
 
 /* Non-zero when the last transfer coding of v is "chunked". */
@@ -1157,20 +1239,29 @@ static int last_is_chunked(const char *v, size_t n)
     return name_is(t, tn, "chunked");
 }
 
-static int parse_length(const char *v, size_t n, int64_t *out)
+/* A Content-Length value, read as libcurl does: the number it starts
+ * with ("+" allowed), whatever follows ("2, 2", "2, 3" and "2x" are 2),
+ * the last such header winning; a number past int64 is ignored and the
+ * connection not kept. -1 for anything else ("", "x", "-1", ",2"). */
+static int parse_length(struct resp *r, const char *v, size_t n)
 {
     int64_t len = 0;
+    size_t i = n && v[0] == '+' ? 1 : 0, first = i;
+    int huge = 0;
 
-    if (!n || n > 18)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        len = len * 10 + (v[i] - '0');
+    for (; i < n && v[i] >= '0' && v[i] <= '9'; i++) {
+        int d = v[i] - '0';
+
+        huge |= len > (INT64_MAX - d) / 10;
+        if (!huge)
+            len = len * 10 + d;
     }
-    if (*out >= 0 && *out != len)
-        return -1; /* two lengths that disagree */
-    *out = len;
+    if (i == first)
+        return -1;
+    if (huge)
+        r->clen_huge = 1;
+    else
+        r->clen = len;
     return 0;
 }
 
@@ -1182,6 +1273,12 @@ static int loc_set(struct http1 *c, struct xfer *x, const char *v, size_t n)
     c->loc[n] = '\0';
     x->has_loc = n > 0; /* curl does not follow an empty one */
     return 0;
+}
+
+/* A status whose length curl does not read: 1xx, 204, 304. */
+static int bodyless_status(long status)
+{
+    return status < 200 || status == 204 || status == 304;
 }
 
 /* One header line ("Name: value", line end cut off). */
@@ -1199,7 +1296,9 @@ static int parse_field(struct http1 *c, struct xfer *x, struct resp *r,
     vn = n - name - 1;
     trim(&v, &vn);
     if (name_is(line, name, "content-length"))
-        return parse_length(v, vn, &r->clen) < 0 ? fail_proto(x) : 0;
+        return bodyless_status(x->status) || parse_length(r, v, vn) == 0
+                   ? 0
+                   : fail_proto(x);
     if (name_is(line, name, "transfer-encoding")) {
         r->te = 1;
         r->chunked = last_is_chunked(v, vn);
@@ -1267,8 +1366,9 @@ static int read_head(struct http1 *c, struct xfer *x, struct resp *r)
     for (;;) {
         int rc;
 
-        if (head_end(c, &scan, &end))
-            return parse_head(c, x, r, end);
+        rc = head_end(c, x, &scan, &end);
+        if (rc)
+            return rc < 0 ? -1 : parse_head(c, x, r, end);
         rc = in_fill(c, x);
         if (rc)
             return rc;
@@ -1374,51 +1474,86 @@ static int body_until_close(struct http1 *c, struct xfer *x)
     }
 }
 
-enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
+/* Where the chunked framing is, read byte by byte as libcurl does, so
+ * the same replies pass: a size of at most 16 hex digits, the rest of
+ * its line skipped; after the data, CRs then LF; trailer lines of at
+ * most TRAILER_MAX bytes, each ending in LF or CRLF; then an empty line.
+ * Whatever fails fails as curl's CURLE_RECV_ERROR does. */
+enum chunk_state {
+    CH_HEX,        /* the size's digits */
+    CH_EXT,        /* the rest of the size line, up to LF */
+    CH_DATA,
+    CH_DATA_END,   /* CRs and the LF after the data */
+    CH_LINE,       /* at the start of a trailer line or of the last */
+    CH_TRAILER,    /* in a trailer line */
+    CH_TRAILER_LF, /* the LF after a trailer line's CR */
+    CH_LAST_LF     /* the LF after the last line's CR */
+};
 
 struct chunks {
     enum chunk_state state;
-    uint64_t left;               /* of the current chunk */
-    size_t trailer;              /* bytes of trailer lines so far */
+    uint64_t left;               /* of the chunk; in CH_HEX, its size */
+    unsigned digits;
+    size_t trailer;              /* bytes of this trailer line */
 };
 
-/* "1a2b[;ext]" */
-static int chunk_size(const char *p, size_t n, uint64_t *size)
+static int hex_digit(char ch)
 {
-    size_t i = 0;
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
 
-    *size = 0;
-    for (; i < n; i++) {
-        char ch = p[i];
-        int d = ch >= '0' && ch <= '9'   ? ch - '0'
-                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                         : -1;
+/* The size's digits, then the end of its line. */
+static int chunk_size_byte(struct chunks *k, char ch)
+{
+    int d = k->state == CH_HEX ? hex_digit(ch) : -1;
 
-        if (d < 0)
-            break;
-        if (*size >> 56)
+    if (d >= 0) {
+        if (k->digits++ == CHUNK_DIGITS)
             return -1;
-        *size = *size * 16 + (uint64_t)d;
+        k->left = k->left * 16 + (uint64_t)d;
+        return 0;
     }
-    if (!i || (i < n && p[i] != ';' && p[i] != ' ' && p[i] != '\t'))
+    if (k->state == CH_HEX && (!k->digits || k->left > INT64_MAX))
         return -1;
+    k->state = ch != '\n' ? CH_EXT : k->left ? CH_DATA : CH_LINE;
     return 0;
 }
 
-/* One line of the chunked framing (a size or a trailer), line end cut. */
-static int chunk_line(struct chunks *k, const char *p, size_t n)
+/* Takes one byte of framing (not of a chunk's data). 1 when it ended
+ * the body, 0 to go on, -1 when the framing is broken. */
+static int chunk_byte(struct chunks *k, char ch)
 {
-    if (k->state == CH_SIZE) {
-        if (chunk_size(p, n, &k->left) < 0)
-            return -1;
-        k->state = k->left ? CH_DATA : CH_TRAILER;
+    switch (k->state) {
+    case CH_HEX:
+    case CH_EXT:
+        return chunk_size_byte(k, ch);
+    case CH_DATA_END:
+        if (ch == '\n')
+            *k = (struct chunks){.state = CH_HEX};
+        return ch == '\n' || ch == '\r' ? 0 : -1;
+    case CH_LINE:
+        if (ch == '\n')
+            return 1;
+        k->state = ch == '\r' ? CH_LAST_LF : CH_TRAILER;
+        k->trailer = ch == '\r' ? 0 : 1;
         return 0;
+    case CH_TRAILER:
+        if (ch == '\r' || ch == '\n')
+            k->state = ch == '\r' ? CH_TRAILER_LF : CH_LINE;
+        else if (++k->trailer > TRAILER_MAX)
+            return -1;
+        return 0;
+    case CH_TRAILER_LF:
+        k->state = CH_LINE;
+        return ch == '\n' ? 0 : -1;
+    case CH_LAST_LF:
+        return ch == '\n' ? 1 : -1;
+    default: /* CH_DATA: not framing */
+        return -1;
     }
-    if (!n)
-        return 1; /* the blank line after the trailers */
-    k->trailer += n;
-    return k->trailer > HEAD_MAX ? -1 : 0;
 }
 
 /* Consumes what it can of c->in. 1 when the body and its trailers are
@@ -1426,7 +1561,7 @@ static int chunk_line(struct chunks *k, const char *p, size_t n)
 static int chunk_parse(struct http1 *c, struct xfer *x, struct chunks *k)
 {
     while (c->in_pos < c->in_len) {
-        const char *p = c->in + c->in_pos, *nl;
+        const char *p = c->in + c->in_pos;
         size_t avail = c->in_len - c->in_pos, n;
         int rc;
 
@@ -1435,25 +1570,12 @@ static int chunk_parse(struct http1 *c, struct xfer *x, struct chunks *k)
             body_put(c, x, p, n);
             c->in_pos += n;
             k->left -= n;
-            k->state = k->left ? CH_DATA : CH_DATA_END;
+            if (!k->left)
+                k->state = CH_DATA_END;
             continue;
         }
-        if (k->state == CH_DATA_END) {
-            n = p[0] == '\n' ? 1 : p[0] != '\r' ? 0 : avail < 2 ? 2 : 3;
-            if (n == 2)
-                return 0;
-            if (!n || (n == 3 && p[1] != '\n'))
-                return -1;
-            c->in_pos += n == 3 ? 2 : 1;
-            k->state = CH_SIZE;
-            continue;
-        }
-        nl = memchr(p, '\n', avail);
-        if (!nl)
-            return 0;
-        n = (size_t)(nl - p);
-        c->in_pos += n + 1;
-        rc = chunk_line(k, p, n && p[n - 1] == '\r' ? n - 1 : n);
+        c->in_pos++;
+        rc = chunk_byte(k, *p);
         if (rc)
             return rc;
     }
@@ -1462,13 +1584,13 @@ static int chunk_parse(struct http1 *c, struct xfer *x, struct chunks *k)
 
 static int body_chunked(struct http1 *c, struct xfer *x)
 {
-    struct chunks k = {.state = CH_SIZE};
+    struct chunks k = {.state = CH_HEX};
 
     for (;;) {
         int rc = chunk_parse(c, x, &k);
 
         if (rc)
-            return rc > 0 ? 0 : fail_proto(x);
+            return rc > 0 ? 0 : fail_recv(x);
         rc = in_fill(c, x);
         if (rc)
             return rc == LOST ? body_cut(x) : rc;
@@ -1502,7 +1624,7 @@ static int read_response(struct http1 *c, struct xfer *x)
     no_body = x->head_only || x->status == 204 || x->status == 304;
     until_close = !no_body && (r.te ? !r.chunked : r.clen < 0);
     x->keep = (r.minor ? !r.close : r.keep_alive) && !until_close &&
-              !x->unsent;
+              !x->unsent && !x->req_close && !r.clen_huge;
     x->follow = x->has_loc && x->max_redirects != 0;
     x->store = !x->follow;
     if (x->store)
@@ -1619,6 +1741,15 @@ static int buffers_ready(struct http1 *c)
     return 0;
 }
 
+/* now + ms; INT64_MAX (never) from 2^31 - 1 ms (24 days) on, so that
+ * neither this sum nor a wait's milliseconds in an int can overflow. */
+static int64_t deadline_after(int64_t now, int64_t ms)
+{
+    if (ms >= INT32_MAX || now > INT64_MAX - ms * 1000)
+        return INT64_MAX;
+    return now + ms * 1000;
+}
+
 static void xfer_init(struct xfer *x, const j4_http_request_t *req,
                       const char *const *extra, http1_abort_fn abort_at,
                       void *arg)
@@ -1635,7 +1766,8 @@ static void xfer_init(struct xfer *x, const j4_http_request_t *req,
     x->head_only = strcmp(x->method, "HEAD") == 0;
     x->max_redirects = req->max_redirects < 0 ? DEFAULT_REDIRECTS
                                               : req->max_redirects;
-    x->deadline_us = clock_mono_us() + timeout_ms * 1000;
+    x->deadline_us = deadline_after(clock_mono_us(), timeout_ms);
+    x->req_close = asks_close(req->headers) || asks_close(extra);
     x->abort_at_us = INT64_MAX;
     x->abort_fn = abort_at;
     x->abort_arg = arg;

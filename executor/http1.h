@@ -13,7 +13,12 @@
  * (Host, curl's default Accept, the caller's headers with curl's "Name:"
  * removal and "Name;" empty-value forms, then Content-Length and curl's
  * default Content-Type for a body), the same redirect rules, the same
- * retry of a reused connection that died idle, and the same outcomes.
+ * retry of a reused connection that died idle, and the same outcomes,
+ * down to the replies libcurl 7.88 refuses (Content-Length as it reads
+ * it, its limits on head lines, heads and chunked framing). One
+ * difference a server can see: a request whose headers say
+ * "Connection: close" ends its connection, as RFC 9112 requires, where
+ * libcurl would keep it if the server did.
  * What it does not do itself (https, proxies, credentials in the URL,
  * bodies big enough for curl's "Expect: 100-continue", URLs curl would
  * re-encode) it leaves to libcurl: http1_can() says no, or
@@ -86,14 +91,18 @@ typedef int64_t (*http1_abort_fn)(void *arg);
  * means 10, 0 none) within req->timeout_ms (0: 30 s) on c's connection
  * to the URL's host and port, opening one when needed. extra_headers
  * (NULL-terminated "Name: value" lines, may be NULL) are sent after the
- * caller's, as they are, on every request of the chain. abort_at may be
- * NULL (never abort). From c's fiber only.
+ * caller's, as they are, on every request of the chain. A timeout of
+ * 2^31 ms (24 days) or more never expires. abort_at may be NULL (never
+ * abort). From c's fiber only.
  *
  * Returns as j4_http_request() documents: J4_OK for a status < 400,
  * J4_ERR_HTTP for >= 400 (outcome HTTP_4XX / HTTP_5XX), J4_ERR_TIMEOUT,
- * J4_ERR_CONNECT (refused or reset), J4_ERR_DNS, J4_ERR_REDIRECTS,
- * J4_ERR_STOPPED (aborted at abort_at: outcome INTERRUPTED), J4_ERR_IO
- * for a reply that breaks the protocol (outcome OTHER). The request was
+ * J4_ERR_CONNECT (refused, reset, out of file descriptors, or a reply
+ * libcurl fails as a receive error: broken chunked framing, more than
+ * 300 KiB of heads), J4_ERR_DNS, J4_ERR_REDIRECTS, J4_ERR_STOPPED
+ * (aborted at abort_at: outcome INTERRUPTED), J4_ERR_IO for another
+ * reply that breaks the protocol (outcome OTHER; libcurl returns
+ * J4_ERR_NOMEM for a head line over its 100 KiB). The request was
  * started, so the caller records it, in all those cases; it was not for
  * J4_ERR_INVALID (a NULL argument) and J4_ERR_NOMEM (memory ran out
  * before anything was sent; later, that is J4_ERR_IO). J4_OK with

@@ -101,7 +101,8 @@ static int run(struct executor *ex)
     if (plugin_set_load(&ex->plugins, ex->cfg.plugins) != J4_OK)
         goto out_plugins;
     plugin_set_names(&ex->plugins, names, sizeof(names));
-    ex->rt = runtime_new(&ex->plugins, ex->cfg.capacity, ex->cfg.threads);
+    ex->rt = runtime_new(&ex->plugins, ex->cfg.capacity, ex->cfg.threads,
+                         ex->cfg.stack_kib);
     if (!ex->rt)
         goto out_plugins;
     if (pthread_create(&sig_thread, NULL, signal_main, &sw) != 0)

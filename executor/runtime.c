@@ -406,8 +406,32 @@ static void run_update(struct run *run, const struct run_share *sh, int fresh)
 
 /* ------------------------------------------------------------ runtime */
 
+/* The stack size asked for, else J4_STACK_KIB, else the default. */
+static size_t stack_bytes(unsigned kib)
+{
+    const char *env = getenv("J4_STACK_KIB");
+    char *end;
+    unsigned long n;
+
+    if (kib)
+        return (size_t)kib * 1024;
+    if (!env || !*env)
+        return WORKER_STACK;
+    errno = 0;
+    n = strtoul(env, &end, 10);
+    if (errno || *end || n < RUNTIME_STACK_KIB_MIN ||
+        n > RUNTIME_STACK_KIB_MAX) {
+        log_warn("ignoring J4_STACK_KIB '%.32s': expected %d to %d; using "
+                 "%d KiB", env, RUNTIME_STACK_KIB_MIN, RUNTIME_STACK_KIB_MAX,
+                 WORKER_STACK / 1024);
+        return WORKER_STACK;
+    }
+    return (size_t)n * 1024;
+}
+
 struct runtime *runtime_new(const struct plugin_set *plugins,
-                            uint32_t capacity, unsigned threads)
+                            uint32_t capacity, unsigned threads,
+                            unsigned stack_kib)
 {
     struct runtime *rt = calloc(1, sizeof(*rt));
 
@@ -418,7 +442,7 @@ struct runtime *runtime_new(const struct plugin_set *plugins,
         free(rt);
         return NULL;
     }
-    rt->sched = sched_new(threads, WORKER_STACK);
+    rt->sched = sched_new(threads, stack_bytes(stack_kib));
     if (!rt->sched) {
         log_error("unable to start the worker threads");
         sdk_global_cleanup();

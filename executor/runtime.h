@@ -54,9 +54,14 @@ struct run_delta {
 struct runtime;
 
 /* plugins must outlive the runtime. capacity caps the workers started;
- * threads is how many OS threads run them (0: one per online CPU). */
+ * threads is how many OS threads run them (0: one per online CPU);
+ * stack_kib the address space of each worker's stack (0: J4_STACK_KIB
+ * from the environment, else 256, 1024 under ASan). */
+#define RUNTIME_STACK_KIB_MIN 64
+#define RUNTIME_STACK_KIB_MAX 65536
 struct runtime *runtime_new(const struct plugin_set *plugins,
-                            uint32_t capacity, unsigned threads);
+                            uint32_t capacity, unsigned threads,
+                            unsigned stack_kib);
 
 /* Microseconds the longest-stuck worker thread has spent in one worker
  * without coming back to the scheduler (see sched_loop_stuck_us()), and

@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,7 @@
 #define EVENTS_MAX 256
 #define STACK_CACHE_MAX 1024
 #define BLOCK_THREADS_MAX 64
+#define SDK_BLOCK_THREADS_MAX 16
 #define BLOCK_THREAD_STACK (256 * 1024)
 #define LOOPS_MAX 64
 #define MAX_CONNECTS 200000
@@ -175,15 +177,126 @@ struct sched {
     struct fiber_stack *stacks;
     size_t nstacks;
 
-    pthread_mutex_t block_lock;
-    pthread_cond_t block_cond;
-    struct block_job *jobs_head, *jobs_tail;
-    unsigned block_threads, block_idle;
-    pthread_t block_tids[BLOCK_THREADS_MAX];
-    int block_quit;
+    /* The SDK's own blocking work (name lookups, pool takes) and the
+     * plugins' j4_blocking() have separate helpers, so a plugin that
+     * fills its pool cannot hold up a lookup behind it. */
+    struct block_pool {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct block_job *jobs_head, *jobs_tail;
+        unsigned threads, idle, max;
+        pthread_t tids[BLOCK_THREADS_MAX];
+        int quit;
+    } sdk_pool, user_pool;
 };
 
 static __thread struct loop *tls_loop;
+
+#define ALTSTACK_BYTES (64 * 1024)
+
+/* ------------------------------------------------------ stack faults */
+
+#ifndef J4_ASAN
+/* A fault in the guard below a fiber's stack is an overflow: say so in
+ * words (with only async-signal-safe calls), then let the previous
+ * handler or the default action end the process. ASan builds leave the
+ * signal to ASan, which reports overflows itself. */
+static struct sigaction prev_segv;
+
+static size_t put_text(char *out, size_t at, size_t size, const char *t)
+{
+    while (*t && at + 1 < size)
+        out[at++] = *t++;
+    return at;
+}
+
+static size_t put_uint(char *out, size_t at, size_t size, size_t v)
+{
+    char digits[24];
+    int n = 0;
+
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v && n < (int)sizeof(digits));
+    while (n && at + 1 < size)
+        out[at++] = digits[--n];
+    return at;
+}
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+    struct loop *l = tls_loop;
+    struct fiber *f = l ? l->current : NULL;
+    const char *addr = si->si_addr;
+    char msg[320];
+    size_t n = 0;
+
+    if (f && addr >= f->stack.map && addr < f->stack.lo) {
+        n = put_text(msg, n, sizeof(msg), "j4: a worker overflowed its ");
+        n = put_uint(msg, n, sizeof(msg), f->stack.size / 1024);
+        n = put_text(msg, n, sizeof(msg),
+                     " KiB fiber stack; raise it with J4_STACK_KIB "
+                     "(j4-executor --stack-kib) or move large buffers off "
+                     "the stack\n");
+        if (write(2, msg, n) < 0)
+            n = 0;
+    }
+    if ((prev_segv.sa_flags & SA_SIGINFO) && prev_segv.sa_sigaction) {
+        prev_segv.sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (prev_segv.sa_handler != SIG_DFL && prev_segv.sa_handler != SIG_IGN) {
+        prev_segv.sa_handler(sig);
+        return;
+    }
+    /* Returning runs the faulting instruction again, now to the default
+     * action: a core dump pointing at the overflow. */
+    signal(sig, SIG_DFL);
+}
+
+static void segv_install(void)
+{
+    static atomic_int installed;
+    struct sigaction sa;
+
+    if (atomic_exchange(&installed, 1))
+        return;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &prev_segv);
+}
+#else
+static void segv_install(void)
+{
+}
+#endif
+
+/* The signal stack of a loop thread, where on_segv runs when the fiber's
+ * own stack is the problem. */
+static void *altstack_start(void)
+{
+    stack_t ss = {.ss_size = ALTSTACK_BYTES};
+
+    ss.ss_sp = malloc(ALTSTACK_BYTES);
+    if (ss.ss_sp && sigaltstack(&ss, NULL) != 0) {
+        free(ss.ss_sp);
+        return NULL;
+    }
+    return ss.ss_sp;
+}
+
+static void altstack_stop(void *mem)
+{
+    stack_t ss = {.ss_flags = SS_DISABLE};
+
+    if (!mem)
+        return;
+    sigaltstack(&ss, NULL);
+    free(mem);
+}
 
 static int64_t now_us(void)
 {
@@ -703,6 +816,8 @@ static int io_poll(struct sched_io *io, unsigned events, int64_t deadline)
                        (events & SCHED_OUT ? POLLOUT : 0));
     if (deadline != INT64_MAX && left <= 0)
         return 0;
+    if (left > (int64_t)INT_MAX * 1000 / 2)
+        left = (int64_t)INT_MAX * 1000 / 2;
     n = poll(&p, 1, left < 0 ? -1 : (int)((left + 999) / 1000));
     if (n <= 0)
         return 0;
@@ -952,78 +1067,106 @@ void sched_cq_drain(struct sched_cq *q)
 
 static void *block_main(void *arg)
 {
-    struct sched *s = arg;
+    struct block_pool *p = arg;
 
-    pthread_mutex_lock(&s->block_lock);
+    pthread_mutex_lock(&p->lock);
     for (;;) {
-        struct block_job *job = s->jobs_head;
+        struct block_job *job = p->jobs_head;
         struct msg m = {.kind = M_BLOCK};
 
         if (!job) {
-            if (s->block_quit)
+            if (p->quit)
                 break;
-            s->block_idle++;
-            pthread_cond_wait(&s->block_cond, &s->block_lock);
-            s->block_idle--;
+            p->idle++;
+            pthread_cond_wait(&p->cond, &p->lock);
+            p->idle--;
             continue;
         }
-        s->jobs_head = job->next;
-        if (!s->jobs_head)
-            s->jobs_tail = NULL;
-        pthread_mutex_unlock(&s->block_lock);
+        p->jobs_head = job->next;
+        if (!p->jobs_head)
+            p->jobs_tail = NULL;
+        pthread_mutex_unlock(&p->lock);
         job->result = job->fn(job->arg);
         m.ptr = job;
         post(job->loop, &m);
-        pthread_mutex_lock(&s->block_lock);
+        pthread_mutex_lock(&p->lock);
     }
-    pthread_mutex_unlock(&s->block_lock);
+    pthread_mutex_unlock(&p->lock);
     return NULL;
 }
 
-/* Under block_lock: one more helper thread when none is idle. */
-static void block_grow(struct sched *s)
+/* Under p->lock: one more helper thread when none is idle. */
+static void block_grow(struct block_pool *p)
 {
     pthread_attr_t attr;
 
-    if (s->block_idle || s->block_threads == BLOCK_THREADS_MAX)
+    if (p->idle || p->threads == p->max)
         return;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, BLOCK_THREAD_STACK);
-    if (pthread_create(&s->block_tids[s->block_threads], &attr, block_main,
-                       s) == 0)
-        s->block_threads++;
+    if (pthread_create(&p->tids[p->threads], &attr, block_main, p) == 0)
+        p->threads++;
     pthread_attr_destroy(&attr);
+}
+
+static int block_on(struct block_pool *p, struct fiber *f,
+                    int (*fn)(void *arg), void *arg)
+{
+    struct block_job job = {.fn = fn, .arg = arg};
+
+    job.loop = f->loop;
+    job.owner = f;
+    pthread_mutex_lock(&p->lock);
+    if (p->jobs_tail)
+        p->jobs_tail->next = &job;
+    else
+        p->jobs_head = &job;
+    p->jobs_tail = &job;
+    block_grow(p);
+    if (!p->threads) {
+        /* No helper could start: run it here rather than never. */
+        p->jobs_head = p->jobs_tail = NULL;
+        pthread_mutex_unlock(&p->lock);
+        return fn(arg);
+    }
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    while (!job.done)
+        fiber_wait_until(INT64_MAX);
+    return job.result;
 }
 
 int sched_block(int (*fn)(void *arg), void *arg)
 {
     struct fiber *f = fiber_current();
-    struct sched *s;
-    struct block_job job = {.fn = fn, .arg = arg};
 
-    if (!f)
-        return fn(arg);
-    s = f->loop->s;
-    job.loop = f->loop;
-    job.owner = f;
-    pthread_mutex_lock(&s->block_lock);
-    if (s->jobs_tail)
-        s->jobs_tail->next = &job;
-    else
-        s->jobs_head = &job;
-    s->jobs_tail = &job;
-    block_grow(s);
-    if (!s->block_threads) {
-        /* No helper could start: run it here rather than never. */
-        s->jobs_head = s->jobs_tail = NULL;
-        pthread_mutex_unlock(&s->block_lock);
-        return fn(arg);
-    }
-    pthread_cond_signal(&s->block_cond);
-    pthread_mutex_unlock(&s->block_lock);
-    while (!job.done)
-        fiber_wait_until(INT64_MAX);
-    return job.result;
+    return f ? block_on(&f->loop->s->sdk_pool, f, fn, arg) : fn(arg);
+}
+
+int sched_block_user(int (*fn)(void *arg), void *arg)
+{
+    struct fiber *f = fiber_current();
+
+    return f ? block_on(&f->loop->s->user_pool, f, fn, arg) : fn(arg);
+}
+
+static void pool_init(struct block_pool *p, unsigned max)
+{
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    p->max = max;
+}
+
+static void pool_release(struct block_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < p->threads; i++)
+        pthread_join(p->tids[i], NULL);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
 }
 
 /* --------------------------------------------------------------- loop */
@@ -1167,6 +1310,7 @@ static void *loop_main(void *arg)
 {
     struct loop *l = arg;
     struct epoll_event evs[EVENTS_MAX];
+    void *altstack = altstack_start();
 
     tls_loop = l;
     while (!atomic_load(&l->quit) || atomic_load(&l->alive)) {
@@ -1187,6 +1331,7 @@ static void *loop_main(void *arg)
         fire_deadlines(l);
     }
     tls_loop = NULL;
+    altstack_stop(altstack);
     return NULL;
 }
 
@@ -1254,9 +1399,10 @@ struct sched *sched_new(unsigned loops, size_t stack_size)
         loops = cpus > 0 ? (unsigned)cpus : 1;
     s->nloops = loops < LOOPS_MAX ? loops : LOOPS_MAX;
     s->stack_size = stack_size;
+    segv_install();
     pthread_mutex_init(&s->stacks_lock, NULL);
-    pthread_mutex_init(&s->block_lock, NULL);
-    pthread_cond_init(&s->block_cond, NULL);
+    pool_init(&s->sdk_pool, SDK_BLOCK_THREADS_MAX);
+    pool_init(&s->user_pool, BLOCK_THREADS_MAX);
     s->stacks = calloc(STACK_CACHE_MAX, sizeof(*s->stacks));
     for (unsigned i = 0; i < s->nloops; i++)
         s->loops[i].ep = s->loops[i].evfd = -1;
@@ -1294,17 +1440,11 @@ void sched_free(struct sched *s)
         pthread_join(s->loops[i].thread, NULL);
     for (unsigned i = 0; i < s->nloops; i++)
         loop_release(&s->loops[i]);
-    pthread_mutex_lock(&s->block_lock);
-    s->block_quit = 1;
-    pthread_cond_broadcast(&s->block_cond);
-    pthread_mutex_unlock(&s->block_lock);
-    for (unsigned i = 0; i < s->block_threads; i++)
-        pthread_join(s->block_tids[i], NULL);
+    pool_release(&s->sdk_pool);
+    pool_release(&s->user_pool);
     for (size_t i = 0; i < s->nstacks; i++)
         fiber_stack_free(&s->stacks[i]);
     free(s->stacks);
-    pthread_cond_destroy(&s->block_cond);
-    pthread_mutex_destroy(&s->block_lock);
     pthread_mutex_destroy(&s->stacks_lock);
     free(s);
 }

@@ -155,8 +155,11 @@ void sched_cq_drain(struct sched_cq *q);
 
 /* Runs fn(arg) on a helper thread while the fiber waits; wakes do not end
  * the wait. Returns fn's result. From a non-fiber thread it simply calls
- * fn. */
+ * fn. sched_block is for the SDK's own work (at most 16 helpers),
+ * sched_block_user for plugins' j4_blocking() (at most 64), so plugins
+ * cannot queue in front of the SDK. */
 int sched_block(int (*fn)(void *arg), void *arg);
+int sched_block_user(int (*fn)(void *arg), void *arg);
 
 /* ------------------------------------------------------------- health */
 

@@ -88,9 +88,14 @@ J4_EXPORT int j4_should_stop(const j4_worker_t *w)
     return must_stop(w);
 }
 
+/* Sleeps longer than this are "until stopped" (and cannot overflow). */
+#define SLEEP_MAX_MS (INT64_C(1) << 40)
+
 J4_EXPORT int j4_sleep(j4_worker_t *w, int64_t ms)
 {
-    int64_t deadline = clock_mono_us() + (ms > 0 ? ms : 0) * 1000;
+    int64_t deadline = ms >= SLEEP_MAX_MS
+                           ? INT64_MAX
+                           : clock_mono_us() + (ms > 0 ? ms : 0) * 1000;
 
     /* Woken early by a stop (or by nothing in particular): check why. */
     while (!must_stop(w) && fiber_wait_until(deadline) != 0)
@@ -148,9 +153,15 @@ J4_EXPORT void j4_log(j4_worker_t *w, j4_log_level level, const char *fmt, ...)
             (unsigned long long)w->number, text);
 }
 
+/* Longer latencies are a bug of the caller (a negative difference, say):
+ * they are recorded as this, so the mean and max stay meaningful. */
+#define RECORD_MAX_US (UINT64_C(1) << 40)
+
 J4_EXPORT void j4_record(j4_worker_t *w, j4_outcome outcome,
                          uint64_t latency_us)
 {
+    if (latency_us > RECORD_MAX_US)
+        latency_us = RECORD_MAX_US;
     worker_stats_record(&w->stats, outcome, latency_us);
 }
 

@@ -294,7 +294,7 @@ J4_EXPORT int j4_blocking(j4_worker_t *w, int (*fn)(void *arg), void *arg)
 {
     if (!w || !fn)
         return J4_ERR_INVALID;
-    return sched_block(fn, arg);
+    return sched_block_user(fn, arg);
 }
 
 /* ------------------------------------------------------ shared, params */

@@ -147,8 +147,9 @@ J4_EXPORT const char *j4_param_json(j4_worker_t *w, const char *key);
 /* Non-zero once the worker must stop. Cheap: call it often. */
 J4_EXPORT int j4_should_stop(const j4_worker_t *w);
 
-/* Sleeps for ms milliseconds, or less when the worker must stop.
- * Returns J4_OK after the full sleep, J4_ERR_STOPPED when cut short. */
+/* Sleeps for ms milliseconds, or less when the worker must stop; from
+ * 2^40 ms on (INT64_MAX, say) it sleeps until the stop. Returns J4_OK
+ * after the full sleep, J4_ERR_STOPPED when cut short. */
 J4_EXPORT int j4_sleep(j4_worker_t *w, int64_t ms);
 
 /* Log levels; the executor decides where lines go and which show. */
@@ -165,7 +166,8 @@ J4_EXPORT void j4_log(j4_worker_t *w, j4_log_level level, const char *fmt,
                       ...) J4_PRINTF(3, 4);
 
 /* Records one request the scenario made by its own means: its outcome and
- * how long it took in microseconds. The SDK's protocol helpers call this
+ * how long it took in microseconds (values above 2^40 us, about 12.7
+ * days, are recorded as 2^40). The SDK's protocol helpers call this
  * themselves; never record a request twice. */
 J4_EXPORT void j4_record(j4_worker_t *w, j4_outcome outcome,
                          uint64_t latency_us);

@@ -8,6 +8,7 @@
  *   j4 status ID              one scenario as JSON
  *   j4 stop ID                stop a scenario
  *   j4 executors              live and lost executors
+ *   j4 help, j4 CMD --help    the usage, on stdout (exit 0)
  *
  * Exit codes: 0 success (for --wait and run: the scenario finished), 1
  * the scenario ended otherwise (stopped, failed, short of its target), 2
@@ -18,6 +19,8 @@
  *
  *   j4 report ID [--format text|json|junit|csv]   a scenario's results
  */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +44,10 @@ enum {
     EXIT_REFUSED = 4    /* it answered with an error (404, 409...) */
 };
 
+/* The bounds j4-executor puts on the same options. */
+#define CAPACITY_MAX 1000000u
+#define THREADS_MAX 64u
+
 struct cli {
     struct client client;
     int wait;
@@ -50,6 +57,7 @@ struct cli {
     unsigned threads;       /* run: worker threads */
     const char *format;     /* report: text, json, junit, csv */
     int refused;            /* the last call got an error answer */
+    int help;               /* --help after the command */
 };
 
 /* The exit code after a failed call: no answer, or a refusal. */
@@ -83,6 +91,12 @@ static void usage(FILE *out)
             "  report ID [--format text|json|junit|csv]\n"
             "                                      a scenario's results\n"
             "  executors                           list executors\n"
+            "  help                                this text (so does "
+            "--help)\n"
+            "\n"
+            "run: --capacity N caps the workers (1-1000000), --threads N "
+            "sets the\n"
+            "worker threads (0-64, 0: one per CPU)\n"
             "\n"
             "environment: J4_SERVER (default http://127.0.0.1:8080), "
             "J4_API_TOKEN\n");
@@ -302,35 +316,105 @@ static int cmd_executors(struct cli *cli)
     return reply ? print_json(reply) : remote_exit(cli);
 }
 
+/* Parses the value of a counting option: a whole number from min to max
+ * into *n. Returns 0, or -1 after saying what is wrong. */
+static int parse_count(const char *opt, const char *text, unsigned long min,
+                       unsigned long max, const char *note, unsigned *n)
+{
+    unsigned long v;
+    char *end;
+
+    errno = 0;
+    v = strtoul(text, &end, 10);
+    if (!isdigit((unsigned char)*text) || errno || *end != '\0' || v < min ||
+        v > max) {
+        fprintf(stderr, "j4: option '%s' takes a whole number from %lu to "
+                        "%lu%s, not '%s'\n", opt, min, max, note, text);
+        return -1;
+    }
+    *n = (unsigned)v;
+    return 0;
+}
+
+/* Options that may follow the command and take a value. */
+static int takes_value(const char *name)
+{
+    static const char *const valued[] = {"--plugins", "--capacity",
+                                          "--threads", "--format"};
+
+    for (size_t i = 0; i < sizeof(valued) / sizeof(valued[0]); i++) {
+        if (strcmp(name, valued[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Applies one option that follows the command; value is NULL for a
+ * flag. Returns 0, or -1 after saying what is wrong. */
+static int set_command_option(struct cli *cli, const char *name,
+                              const char *value)
+{
+    int *flag = strcmp(name, "--wait") == 0        ? &cli->wait
+                : strcmp(name, "--executors") == 0 ? &cli->per_executor
+                : strcmp(name, "--help") == 0      ? &cli->help
+                                                   : NULL;
+
+    if (takes_value(name) && value == NULL) {
+        fprintf(stderr, "j4: option '%s' needs a value\n", name);
+        return -1;
+    }
+    if (strcmp(name, "--capacity") == 0)
+        return parse_count(name, value, 1, CAPACITY_MAX, "", &cli->capacity);
+    if (strcmp(name, "--threads") == 0)
+        return parse_count(name, value, 0, THREADS_MAX, " (0: one per CPU)",
+                           &cli->threads);
+    if (strcmp(name, "--plugins") == 0) {
+        cli->plugins = value;
+        return 0;
+    }
+    if (strcmp(name, "--format") == 0) {
+        cli->format = value;
+        return 0;
+    }
+    if (flag == NULL) {
+        fprintf(stderr, "j4: unknown option '%s'\n", name);
+        return -1;
+    }
+    if (value) {
+        fprintf(stderr, "j4: option '%s' takes no value\n", name);
+        return -1;
+    }
+    *flag = 1;
+    return 0;
+}
+
 /* Removes the options that may follow a command from argv (the command
- * and its operands stay, in order). Returns the new count, or -1 for an
- * option missing its value. */
+ * and its operands stay, in order). "--name value" and "--name=value"
+ * are both understood. Returns the new count, or -1 after saying what
+ * is wrong. */
 static int take_command_options(struct cli *cli, int argc, char **argv)
 {
     int kept = 0;
 
     for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        int has_value = i + 1 < argc;
+        char name[32];
+        const char *a = argv[i], *eq = strchr(a, '=');
+        const char *value = NULL;
 
-        if (strcmp(a, "--wait") == 0) {
-            cli->wait = 1;
-        } else if (strcmp(a, "--executors") == 0) {
-            cli->per_executor = 1;
-        } else if (strcmp(a, "--plugins") == 0 && has_value) {
-            cli->plugins = argv[++i];
-        } else if (strcmp(a, "--capacity") == 0 && has_value) {
-            cli->capacity = (unsigned)strtoul(argv[++i], NULL, 10);
-        } else if (strcmp(a, "--threads") == 0 && has_value) {
-            cli->threads = (unsigned)strtoul(argv[++i], NULL, 10);
-        } else if (strcmp(a, "--format") == 0 && has_value) {
-            cli->format = argv[++i];
-        } else if (strncmp(a, "--", 2) == 0 && a[2] != '\0') {
-            fprintf(stderr, "j4: unknown option '%s'\n", a);
-            return -1;
-        } else {
+        if (strcmp(a, "-h") == 0)
+            a = "--help";
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
             argv[kept++] = argv[i];
+            continue;
         }
+        snprintf(name, sizeof(name), "%.*s",
+                 eq ? (int)(eq - a) : (int)strlen(a), a);
+        if (eq)
+            value = eq + 1;
+        else if (takes_value(name) && i + 1 < argc)
+            value = argv[++i];
+        if (set_command_option(cli, name, value))
+            return -1;
     }
     return kept;
 }
@@ -387,7 +471,7 @@ int main(int argc, char **argv)
     const char *server = getenv("J4_SERVER");
     const char *token = getenv("J4_API_TOKEN");
     struct cli cli;
-    int c, rc;
+    int c, rc, kept;
 
     memset(&cli, 0, sizeof(cli));
     while ((c = getopt_long(argc, argv, "+s:t:weh", opts, NULL)) != -1) {
@@ -401,16 +485,24 @@ int main(int argc, char **argv)
         }
     }
     /* Options may also follow the command ("submit FILE --wait"). */
-    argc = optind + take_command_options(&cli, argc - optind, argv + optind);
-    if (argc < 0 || optind >= argc) {
+    kept = take_command_options(&cli, argc - optind, argv + optind);
+    if (kept < 0) {
+        fprintf(stderr, "j4: 'j4 --help' shows the usage\n");
+        return EXIT_USAGE;
+    }
+    argc = optind + kept;
+    if (cli.help || (optind < argc && strcmp(argv[optind], "help") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (optind >= argc) {
         usage(stderr);
         return EXIT_USAGE;
     }
     if (strcmp(argv[optind], "run") == 0)
         return cmd_run(&cli, argc - optind, argv + optind);
 
-    signal(SIGINT, on_interrupt);
-    signal(SIGTERM, on_interrupt);
+    catch_stop_signals(on_interrupt);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (client_init(&cli.client, server ? server : "http://127.0.0.1:8080",
                     token)) {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -50,6 +51,15 @@ struct local {
     char reason[600];
 };
 
+/* The id the local run's one scenario has in the log, in the SDK's
+ * j4_scenario_id() and in the report. */
+#define LOCAL_SCENARIO_ID 1
+
+/* A worker that talks holds about one descriptor (its connection); the
+ * rest of the process (plugins, libraries, the event loops) a few dozen. */
+#define DESCRIPTORS_PER_WORKER 1
+#define DESCRIPTORS_SPARE 64
+
 static volatile sig_atomic_t stop_signal;
 
 /* A run whose workers never stopped, left for the process exit. */
@@ -62,6 +72,62 @@ static void on_signal(int sig)
     if (stop_signal)
         _exit(128 + sig);
     stop_signal = sig;
+}
+
+void catch_stop_signals(void (*handler)(int))
+{
+    struct sigaction old;
+
+    signal(SIGINT, handler);
+    signal(SIGTERM, handler);
+    /* Under nohup the hangup is ignored on purpose: keep it so. */
+    if (sigaction(SIGHUP, NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+        return;
+    signal(SIGHUP, handler);
+}
+
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGHUP: return "SIGHUP";
+    default: return "a signal";
+    }
+}
+
+/* Takes every descriptor the hard limit allows and returns the soft
+ * limit now in force (RLIM_INFINITY when unknown or unlimited). */
+static rlim_t raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return RLIM_INFINITY;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t soft = rl.rlim_cur;
+
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = soft;
+    }
+    return rl.rlim_cur;
+}
+
+/* Warns when the workers this run may start need more descriptors than
+ * the limit allows: they would fail to connect, not to start. */
+static void check_fd_limit(rlim_t limit, uint32_t workers)
+{
+    uint64_t need = (uint64_t)workers * DESCRIPTORS_PER_WORKER +
+                    DESCRIPTORS_SPARE;
+
+    if (limit == RLIM_INFINITY || need <= limit)
+        return;
+    fprintf(stderr, "j4: warning: descriptor limit %llu may not suffice "
+                    "for %u workers (about %d per worker plus %d): raise "
+                    "it with 'ulimit -n'\n",
+            (unsigned long long)limit, workers, DESCRIPTORS_PER_WORKER,
+            DESCRIPTORS_SPARE);
 }
 
 static uint64_t totals_requests(const struct totals *t)
@@ -160,7 +226,8 @@ static json_t *scenario_json(struct local *l, int ended)
     return json_pack(
         "{s:i, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:i, s:i, s:[{s:s, s:i,"
         " s:i, s:i, s:i}], s:o, s:o}",
-        "id", 0, "name", l->spec.name, "scenario", l->spec.scenario,
+        "id", LOCAL_SCENARIO_ID, "name", l->spec.name,
+        "scenario", l->spec.scenario,
         "state", l->state, "phase", phase,
         "reason", l->reason[0] ? json_string(l->reason) : json_null(),
         "started_at", time_json(l->start_ms),
@@ -221,7 +288,7 @@ static int share_refused(struct local *l)
 static void start_share(struct local *l)
 {
     struct run_share share = {
-        .scenario_id = 1,
+        .scenario_id = LOCAL_SCENARIO_ID,
         .name = l->spec.name,
         .plugin = l->spec.scenario,
         .params_json = l->spec.params_json,
@@ -236,7 +303,8 @@ static void start_share(struct local *l)
 }
 
 /* Workers still alive this long after the grace period are stuck in the
- * plugin (an init or step that ignores the stop): give up on them. */
+ * plugin (an init, a step or a routine that ignores the stop): give up on
+ * them. */
 #define STUCK_MARGIN_MS 5000
 
 /* Non-zero once the workers left have had their chance to stop. */
@@ -248,7 +316,8 @@ static int stop_overdue(struct local *l, int64_t now, int64_t stop_since)
     l->stuck = runtime_alive(l->rt);
     snprintf(l->reason, sizeof(l->reason),
              "%u worker(s) did not stop within the grace period plus %d s: "
-             "the plugin's init or step ignores j4_should_stop()",
+             "the plugin's init, step or a routine it started ignores "
+             "j4_should_stop()",
              l->stuck, STUCK_MARGIN_MS / 1000);
     return 1;
 }
@@ -276,8 +345,8 @@ static void play(struct local *l)
         if (stop_signal && !stopping) {
             stopping = 1;
             runtime_stop_all(l->rt);
-            snprintf(l->reason, sizeof(l->reason), "interrupted by signal %d",
-                     (int)stop_signal);
+            snprintf(l->reason, sizeof(l->reason), "interrupted by %s",
+                     signal_name((int)stop_signal));
             continue;
         }
         if ((stopping || now >= l->end_ms) && alive == 0)
@@ -348,6 +417,7 @@ static int finish(struct local *l)
 int run_local(const struct run_options *opts)
 {
     struct local *l = calloc(1, sizeof(*l));
+    rlim_t fd_limit = raise_fd_limit();
     int rc = 2;
 
     if (l == NULL)
@@ -355,18 +425,20 @@ int run_local(const struct run_options *opts)
     hist_init(&l->totals.latency);
     if (load_spec(opts->file, &l->spec))
         goto out_free;
+    check_fd_limit(fd_limit, l->spec.schedule.target < opts->capacity
+                                 ? l->spec.schedule.target
+                                 : opts->capacity);
     rc = 1;
     if (plugin_set_load(&l->plugins, opts->plugins) != J4_OK) {
         fprintf(stderr, "j4: unable to load plugins from '%s'\n",
                 opts->plugins);
         goto out_plugins;
     }
-    l->rt = runtime_new(&l->plugins, opts->capacity, opts->threads);
+    l->rt = runtime_new(&l->plugins, opts->capacity, opts->threads, 0);
     if (l->rt == NULL)
         goto out_plugins;
 
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    catch_stop_signals(on_signal);
     view_init(&l->view, stdout, opts->per_executor);
     l->state = "running";
     l->start_ms = clock_wall_ms() + 50;

@@ -13,6 +13,10 @@ struct run_options {
     int per_executor;        /* show the executor line in the live view */
 };
 
+/* Makes SIGINT, SIGTERM and SIGHUP call handler (a hangup that nohup
+ * ignores stays ignored). */
+void catch_stop_signals(void (*handler)(int));
+
 /* Returns the process exit code: 0 when the scenario ran to its end at
  * full strength, 1 when it failed to start, was interrupted or never
  * reached its target, 2 for a bad document. */

@@ -6,12 +6,15 @@ exit code 0 and a final report whose request count equals what nginx
 logged; a refused document exits 2 naming the field; an unknown plugin
 exits 1 naming the plugin and what the directory has. On one worker
 thread, blocking calls wrapped in j4_blocking() overlap, and raw ones
-stall the thread and are reported in the log.
+stall the thread and are reported in the log. Bad --threads/--capacity
+values exit 2 naming the option, --help prints the usage and exits 0,
+and SIGHUP stops a run with its report, as SIGINT does.
 """
 
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -21,16 +24,26 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import j4harness as h  # noqa: E402
 
 
-def j4_run(c, doc, timeout=30, extra=()):
+def j4_path():
+    return os.path.join(h.build_dir(), "executor", "j4")
+
+
+def clean_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith("J4_")}
+
+
+def run_argv(c, doc, extra=()):
     path = os.path.join(c.tmp, "scenario.json")
     with open(path, "w") as f:
         f.write(doc if isinstance(doc, str) else json.dumps(doc))
-    argv = [os.path.join(h.build_dir(), "executor", "j4"), "run",
-            "--plugins", os.path.join(h.build_dir(), "scenarios")]
-    argv += list(extra) + [path]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("J4_")}
-    p = subprocess.run(argv, capture_output=True, text=True,
-                       timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    return [j4_path(), "run", "--plugins",
+            os.path.join(h.build_dir(), "scenarios")] + list(extra) + [path]
+
+
+def j4_run(c, doc, timeout=30, extra=()):
+    p = subprocess.run(run_argv(c, doc, extra), capture_output=True,
+                       text=True, timeout=timeout, env=clean_env(),
+                       stdin=subprocess.DEVNULL)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -55,6 +68,73 @@ def check_blocking(c, failures):
     if "inside one worker" not in err:
         failures.append("a worker blocking its thread for 3 s was not "
                         "reported: exit %d, stderr %r" % (rc, err[-400:]))
+    # A stack overflow ends the process with a message (ASan builds say it
+    # their own way), never silently.
+    deep = dict(doc, target=1, hold="2s", params={"mode": "overflow"})
+    rc, out, err = j4_run(c, deep)
+    said = "overflowed its" in err or "stack-overflow" in err
+    if rc == 0 or not said:
+        failures.append("stack overflow: exit %d, stderr %r"
+                        % (rc, err[-400:]))
+
+
+def check_options(c, doc, failures):
+    """Bad counts exit 2 naming the option; good ones reach the plugin
+    lookup (an unknown plugin: exit 1 at once, nothing played)."""
+    nosuch = dict(doc, scenario="nosuch")
+    bad = [("--threads", "abc"), ("--threads", "-1"), ("--threads", "65"),
+           ("--capacity", "abc"), ("--capacity", "0"), ("--capacity", "")]
+    for opt, value in bad:
+        try:
+            rc, out, err = j4_run(c, nosuch, timeout=10, extra=(opt, value))
+        except subprocess.TimeoutExpired:
+            rc, err = "none (still running after 10 s)", ""
+        if rc != 2 or opt not in err:
+            failures.append("j4 run %s %r: exit %s, stderr %r"
+                            % (opt, value, rc, err[-300:]))
+    for opt, value in [("--threads", "64"), ("--threads", "0"),
+                       ("--capacity", "1")]:
+        rc, out, err = j4_run(c, nosuch, timeout=10, extra=(opt, value))
+        if rc != 1:
+            failures.append("j4 run %s %s refused: exit %d, stderr %r"
+                            % (opt, value, rc, err[-300:]))
+
+
+def check_help(failures):
+    """--help anywhere, and `j4 help`, print the usage on stdout."""
+    for args in (["--help"], ["help"], ["run", "--help"], ["run", "-h"],
+                 ["submit", "--help"], ["watch", "--help"]):
+        p = subprocess.run([j4_path()] + args, capture_output=True,
+                           text=True, timeout=10, env=clean_env(),
+                           stdin=subprocess.DEVNULL)
+        if p.returncode != 0 or "usage: j4" not in p.stdout:
+            failures.append("j4 %s: exit %d, stdout %r, stderr %r"
+                            % (" ".join(args), p.returncode, p.stdout[:80],
+                               p.stderr[-200:]))
+
+
+def check_sighup(c, doc, failures):
+    """A hangup stops the workers within the grace period and prints the
+    report, as SIGINT and SIGTERM do."""
+    held = dict(doc, hold="60s", grace="1s")
+    p = subprocess.Popen(run_argv(c, held), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=clean_env(),
+                         stdin=subprocess.DEVNULL)
+    time.sleep(1.5)
+    p.send_signal(signal.SIGHUP)
+    t0 = time.monotonic()
+    try:
+        out, err = p.communicate(timeout=1 + 4)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        failures.append("SIGHUP: j4 run still running after grace + 4 s")
+        return
+    took = time.monotonic() - t0
+    if p.returncode != 1 or "stopped" not in out or "SIGHUP" not in out \
+            or not re.search(r"^\s*requests\s+[1-9]", out, re.M):
+        failures.append("SIGHUP: exit %d after %.1fs, out %r, err %r"
+                        % (p.returncode, took, out[-400:], err[-300:]))
 
 
 def main():
@@ -110,6 +190,9 @@ def main():
                             % (rc, out[-400:]))
 
         check_blocking(c, failures)
+        check_options(c, doc, failures)
+        check_help(failures)
+        check_sighup(c, doc, failures)
 
         rc, out, err = j4_run(c, dict(doc, scenario="nosuch"))
         if rc != 1 or "nosuch" not in out + err or "http" not in out + err:

@@ -14,7 +14,11 @@
  * through a fake resolver and its cache, no heap allocation per request
  * in steady state, and many clients as fibers on one loop. Last, every
  * request head is compared byte for byte with what libcurl sends for the
- * same request with sdk_http.c's options, redirects included.
+ * same request with sdk_http.c's options, redirects included, and odd
+ * replies (Content-Length values, heads at libcurl's size limits, broken
+ * chunked framing) must get the outcome libcurl gets; beside them, a
+ * caller's "Connection: close", timeouts too long for microseconds, and
+ * file descriptors running out.
  *
  * With "--nginx BASE SHORT_BASE" it checks the client against a real
  * nginx instead (http1_nginx.py starts it): keep-alive reuse counted by
@@ -37,6 +41,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -401,6 +407,125 @@ static int is_closing(const struct sreq *r)
     return 0;
 }
 
+/* Content-Length lines with the values v and w (w: none when absent)
+ * under status code, then "abcdef"; with pre, in a 100 before a final
+ * answer "ab" instead. */
+static int route_clv(int fd, const struct sreq *r)
+{
+    char v[64], w[64], second[96] = "", head[512];
+    long code = qint(r->path, "code", 200);
+
+    qstr(r->path, "v", v, sizeof(v), "");
+    if (qstr(r->path, "w", w, sizeof(w), NULL))
+        snprintf(second, sizeof(second), "Content-Length:%s\r\n", w);
+    if (qint(r->path, "pre", 0))
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 100 Continue\r\nContent-Length:%s\r\n\r\n"
+                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nab", v);
+    else
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 %ld Test\r\nContent-Length:%s\r\n%s\r\nabcdef",
+                 code, v, second);
+    wr_str(fd, head);
+    return 1;
+}
+
+/* A header line of exactly len bytes (at least 7), CRLF included. */
+static size_t filler(char *p, size_t len)
+{
+    memcpy(p, "X-F: ", 5);
+    memset(p + 5, 'f', len - 7);
+    memcpy(p + len - 2, "\r\n", 2);
+    return len;
+}
+
+/* Heads of a given size: with line, one header line of that many bytes;
+ * with total, a head of that many bytes in all; pre 100s before it, or
+ * hops redirects of the same size to it. */
+static int route_heads(int fd, const struct sreq *r)
+{
+    size_t line = (size_t)qint(r->path, "line", 0);
+    size_t total = (size_t)qint(r->path, "total", 0);
+    long pre = qint(r->path, "pre", 0), hops = qint(r->path, "hops", 0);
+    char *buf = malloc(line + total + 4096);
+    size_t n = 0, start;
+
+    for (long i = 0; i < pre; i++)
+        n += (size_t)sprintf(buf + n, "HTTP/1.1 100 Continue\r\n\r\n");
+    start = n;
+    if (hops)
+        n += (size_t)sprintf(buf + n, "HTTP/1.1 302 Found\r\n"
+                             "Location: /heads?total=%zu&hops=%ld\r\n"
+                             "Content-Length: 0\r\n", total, hops - 1);
+    else
+        n += (size_t)sprintf(buf + n, "HTTP/1.1 200 OK\r\n"
+                                      "Content-Length: 2\r\n");
+    if (line)
+        n += filler(buf + n, line);
+    while (total && total - (n - start) > 2000)
+        n += filler(buf + n, 1000);
+    if (total)
+        n += filler(buf + n, total - (n - start) - 2);
+    n += (size_t)sprintf(buf + n, hops ? "\r\n" : "\r\nab");
+    wr(fd, buf, n);
+    free(buf);
+    return 1;
+}
+
+/* Chunked bodies that curl takes or refuses: case n of the table, or
+ * with trailer, one trailer line of that many bytes, or with ext, a
+ * chunk extension that long. */
+static const char *const chunk_cases[] = {
+    "3x\r\nabc\r\r\r\n0\n\n",
+    "zz\r\nabc\r\n0\r\n\r\n",
+    "00000000000000003\r\nabc\r\n0\r\n\r\n",
+    "0000000000000003\r\nabc\r\n0\r\n\r\n",
+    "8000000000000000\r\nabc\r\n0\r\n\r\n",
+    "3\r\nabcX\r\n0\r\n\r\n",
+    "3\r\nabc\r\n0\r\n\r\r\n",
+    "3\r\nabc\r\n0\r\nA: b\rX\r\n\r\n",
+    "3\r\nabc\r\n0\r\nA: b\nB: c\r\n\r\n",
+    "\r\n3\r\nabc\r\n0\r\n\r\n",
+};
+
+static int route_chunkcase(int fd, const struct sreq *r)
+{
+    size_t trailer = (size_t)qint(r->path, "trailer", 0);
+    size_t ext = (size_t)qint(r->path, "ext", 0);
+    long n = qint(r->path, "n", 0);
+    char *buf = malloc(trailer + ext + 256);
+    size_t len = (size_t)sprintf(buf, "HTTP/1.1 200 OK\r\n"
+                                      "Transfer-Encoding: chunked\r\n\r\n");
+
+    if (trailer || ext) {
+        len += (size_t)sprintf(buf + len, "3;");
+        memset(buf + len, 'e', ext);
+        len += ext;
+        len += (size_t)sprintf(buf + len, "\r\nabc\r\n0\r\n");
+        if (trailer)
+            len += filler(buf + len, trailer + 2);
+        len += (size_t)sprintf(buf + len, "\r\n");
+    } else {
+        len += (size_t)sprintf(buf + len, "%s", chunk_cases[n]);
+    }
+    wr(fd, buf, len);
+    free(buf);
+    return 1;
+}
+
+/* Answers made for one request each, after which the server closes;
+ * -1 when r is not for one of them. */
+static int route_odd(int fd, const struct sreq *r)
+{
+    if (route_is(r, "clv"))
+        return route_clv(fd, r);
+    if (route_is(r, "heads"))
+        return route_heads(fd, r);
+    if (route_is(r, "chunkcase"))
+        return route_chunkcase(fd, r);
+    return -1;
+}
+
 /* Answers one request: 0 to keep the connection, non-zero to close it. */
 static int route(struct sconn *sc, const struct sreq *r)
 {
@@ -409,6 +534,8 @@ static int route(struct sconn *sc, const struct sreq *r)
 
     if (is_closing(r))
         return route_closing(fd, r);
+    if (route_odd(fd, r) > 0)
+        return 1;
     if (route_is(r, "echo"))
         return route_echo(fd, r, sc->echo);
     if (route_is(r, "cl")) {
@@ -1353,6 +1480,303 @@ static void test_beside_curl(void)
     curl_easy_cleanup(easy);
 }
 
+/* ----------------------------------------- failing as libcurl does */
+
+/* What sdk_http.c's classify() makes of libcurl's answer to a GET of
+ * url, redirects followed (only the codes these cases can get). */
+static j4_outcome curl_outcome(CURL *easy, const char *url)
+{
+    long status = 0;
+    CURLcode rc;
+
+    curl_easy_reset(easy);
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, sink);
+    rc = curl_easy_perform(easy);
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    switch (rc) {
+    case CURLE_OK:
+        return status >= 500   ? J4_OUTCOME_HTTP_5XX
+               : status >= 400 ? J4_OUTCOME_HTTP_4XX
+                               : J4_OUTCOME_OK;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+        return J4_OUTCOME_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+        return J4_OUTCOME_TIMEOUT;
+    default:
+        return J4_OUTCOME_OTHER;
+    }
+}
+
+/* A reply and what both clients must make of it. */
+struct verdict {
+    const char *path;
+    j4_outcome outcome;
+    const char *body;            /* for OK: the body kept */
+};
+
+static int status_for(j4_outcome outcome)
+{
+    return outcome == J4_OUTCOME_OK        ? J4_OK
+           : outcome == J4_OUTCOME_CONNECT ? J4_ERR_CONNECT
+                                           : J4_ERR_IO;
+}
+
+static void check_verdict(CURL *easy, const struct verdict *v)
+{
+    char url[512];
+    j4_http_request_t req = {.url = url_of(url, sizeof(url), v->path),
+                             .max_redirects = -1};
+    struct http1_result res;
+    int rc = run(&req, &res);
+    int ok = CHECK_INT_EQ(res.outcome, v->outcome);
+
+    ok &= CHECK_INT_EQ(rc, status_for(v->outcome));
+    ok &= CHECK_INT_EQ(curl_outcome(easy, url), v->outcome);
+    if (v->outcome == J4_OUTCOME_OK && v->body)
+        ok &= CHECK_STR_EQ(res.body, v->body);
+    if (!ok)
+        fprintf(stderr, "    GET %s\n", v->path);
+}
+
+static void check_verdicts(CURL *easy, const struct verdict *v, size_t n)
+{
+    fresh();
+    for (size_t i = 0; i < n; i++)
+        check_verdict(easy, &v[i]);
+}
+
+/* The number a Content-Length starts with, the last header winning;
+ * no number, an error; 1xx, 204 and 304 not read at all. */
+static void test_lengths(CURL *easy)
+{
+    static const struct verdict cases[] = {
+        {"/clv?v=%202,%202", J4_OUTCOME_OK, "ab"},
+        {"/clv?v=2&w=2", J4_OUTCOME_OK, "ab"},
+        {"/clv?v=2,%203", J4_OUTCOME_OK, "ab"},
+        {"/clv?v=2&w=%203", J4_OUTCOME_OK, "abc"},
+        {"/clv?v=3&w=2", J4_OUTCOME_OK, "ab"},
+        {"/clv?v=%09+2", J4_OUTCOME_OK, "ab"},
+        {"/clv?v=2x", J4_OUTCOME_OK, "ab"},
+        {"/clv?v=0002", J4_OUTCOME_OK, "ab"},
+        {"/clv?v=99999999999999999999", J4_OUTCOME_OK, "abcdef"},
+        {"/clv?v=2&w=99999999999999999999", J4_OUTCOME_OK, "ab"},
+        {"/clv?v=x", J4_OUTCOME_OTHER, NULL},
+        {"/clv?v=-1", J4_OUTCOME_OTHER, NULL},
+        {"/clv?v=", J4_OUTCOME_OTHER, NULL},
+        {"/clv?v=,2", J4_OUTCOME_OTHER, NULL},
+        {"/clv?v=+", J4_OUTCOME_OTHER, NULL},
+        {"/clv?v=2&w=x", J4_OUTCOME_OTHER, NULL},
+        {"/clv?v=x&code=204", J4_OUTCOME_OK, ""},
+        {"/clv?v=x&code=304", J4_OUTCOME_OK, ""},
+        {"/clv?v=x&pre=1", J4_OUTCOME_OK, "ab"},
+        {"/clv?v=x&code=205", J4_OUTCOME_OTHER, NULL},
+    };
+
+    check_verdicts(easy, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* A head line of up to 100 KiB - 1 with its end, heads of up to 300
+ * KiB for the whole exchange. */
+static void test_head_limits(CURL *easy)
+{
+    static const struct verdict cases[] = {
+        {"/heads?line=102399", J4_OUTCOME_OK, "ab"},
+        {"/heads?line=102400", J4_OUTCOME_OTHER, NULL},
+        {"/heads?line=204800", J4_OUTCOME_OTHER, NULL},
+        {"/heads?total=204800", J4_OUTCOME_OK, "ab"},
+        {"/heads?total=307200", J4_OUTCOME_OK, "ab"},
+        {"/heads?total=307201", J4_OUTCOME_CONNECT, NULL},
+        {"/heads?total=307175&pre=1", J4_OUTCOME_OK, "ab"},
+        {"/heads?total=307176&pre=1", J4_OUTCOME_CONNECT, NULL},
+        {"/heads?total=153600&hops=1", J4_OUTCOME_OK, "ab"},
+        {"/heads?total=153601&hops=1", J4_OUTCOME_CONNECT, NULL},
+        {"/heads?line=102399&total=307200", J4_OUTCOME_OK, "ab"},
+    };
+
+    check_verdicts(easy, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_chunk_framing(CURL *easy)
+{
+    static const struct verdict cases[] = {
+        {"/chunkcase?n=0", J4_OUTCOME_OK, "abc"},
+        {"/chunkcase?n=1", J4_OUTCOME_CONNECT, NULL},
+        {"/chunkcase?n=2", J4_OUTCOME_CONNECT, NULL},
+        {"/chunkcase?n=3", J4_OUTCOME_OK, "abc"},
+        {"/chunkcase?n=4", J4_OUTCOME_CONNECT, NULL},
+        {"/chunkcase?n=5", J4_OUTCOME_CONNECT, NULL},
+        {"/chunkcase?n=6", J4_OUTCOME_CONNECT, NULL},
+        {"/chunkcase?n=7", J4_OUTCOME_CONNECT, NULL},
+        {"/chunkcase?n=8", J4_OUTCOME_OK, "abc"},
+        {"/chunkcase?n=9", J4_OUTCOME_CONNECT, NULL},
+        {"/chunkcase?trailer=4093", J4_OUTCOME_OK, "abc"},
+        {"/chunkcase?trailer=4094", J4_OUTCOME_CONNECT, NULL},
+        {"/chunkcase?ext=400000", J4_OUTCOME_OK, "abc"},
+    };
+
+    check_verdicts(easy, cases, sizeof(cases) / sizeof(cases[0]));
+    get_ok("/chunked", "hello world"); /* parts in separate reads */
+}
+
+/* A caller's "Connection: close" ends the connection with the answer,
+ * though this server would keep it. */
+static void test_request_close(void)
+{
+    static const char *const closing[][2] = {
+        {"Connection: close", NULL},
+        {"connection: Keep-Alive, CLOSE", NULL},
+        {"X-A: 1", "Connection:close"},
+    };
+    static const char *const keeping[][2] = {
+        {"Connection: keep-alive", NULL},
+        {"Connection: closed", NULL},
+        {"X-Connection: close", NULL},
+        {"Connection;", NULL},
+    };
+    char url[512];
+    j4_http_request_t req = {.url = url_of(url, sizeof(url), "/cl?n=3")};
+    struct http1_result res;
+
+    for (size_t i = 0; i < 3 + 4; i++) {
+        const char *h[3] = {NULL};
+        int conns = atomic_load(&srv_conns);
+
+        memcpy(h, i < 3 ? closing[i] : keeping[i - 3], sizeof(closing[0]));
+        req.headers = h;
+        fresh();
+        for (int k = 0; k < 3; k++)
+            CHECK_INT_EQ(run(&req, &res), J4_OK);
+        if (!CHECK_INT_EQ(atomic_load(&srv_conns) - conns, i < 3 ? 3 : 1))
+            fprintf(stderr, "    with \"%s\"\n", h[1] ? h[1] : h[0]);
+    }
+}
+
+/* Timeouts too long for microseconds in an int64 do not wrap into the
+ * past: they never expire. */
+static void test_huge_timeout(void)
+{
+    static const int64_t timeouts[] = {INT64_MAX, INT64_MAX / 1000 + 1,
+                                       INT64_MAX / 1000, INT32_MAX,
+                                       INT32_MAX - 1};
+    char url[512];
+    j4_http_request_t req = {.url = url_of(url, sizeof(url),
+                                           "/slow?ms=50")};
+    struct http1_result res;
+    int64_t at;
+
+    fresh();
+    for (size_t i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+        req.timeout_ms = timeouts[i];
+        if (!CHECK_INT_EQ(run(&req, &res), J4_OK))
+            fprintf(stderr, "    timeout_ms %lld\n",
+                    (long long)timeouts[i]);
+    }
+    req.timeout_ms = INT64_MAX;
+    url_of(url, sizeof(url), "/slow?ms=1500");
+    at = clock_mono_us() + 100000;
+    CHECK_INT_EQ(http1_exchange(cli, &req, NULL, abort_at_value, &at, &res),
+                 J4_ERR_STOPPED);
+    CHECK(clock_mono_us() - at < 900000);
+}
+
+/* Fills the free descriptors below a limit lowered to max at most
+ * (*limit); returns how many it took into fds. */
+static int fds_exhaust(int *fds, int max, struct rlimit *saved,
+                       unsigned long long *limit)
+{
+    struct rlimit low;
+    int n = 0;
+
+    getrlimit(RLIMIT_NOFILE, saved);
+    low = *saved;
+    if (low.rlim_cur > (rlim_t)max)
+        low.rlim_cur = (rlim_t)max;
+    setrlimit(RLIMIT_NOFILE, &low);
+    *limit = (unsigned long long)low.rlim_cur;
+    while (n < max && (fds[n] = open("/dev/null", O_RDONLY)) >= 0)
+        n++;
+    return n;
+}
+
+static void fds_release(int *fds, int n, const struct rlimit *saved)
+{
+    while (n > 0)
+        close(fds[--n]);
+    setrlimit(RLIMIT_NOFILE, saved);
+}
+
+/* Out of descriptors: "connect", as libcurl says (couldn't connect),
+ * and one line in the log however many requests fail. */
+static void test_out_of_fds(void)
+{
+    static int fds[256];
+    char url[512], logged_text[2048] = "", want[128];
+    j4_http_request_t req = {.url = url_of(url, sizeof(url), "/cl?n=1")};
+    struct http1_result res;
+    CURL *easy = curl_easy_init();
+    struct rlimit saved;
+    int pipefd[2], err_fd = dup(2), n, rcs[2];
+    unsigned long long limit;
+    CURLcode curl_rc;
+    ssize_t got;
+
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 5000L);
+    CHECK_INT_EQ(curl_easy_perform(easy), CURLE_OK); /* its fds, first */
+    curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+    fresh();
+    if (!CHECK(pipe2(pipefd, O_NONBLOCK) == 0))
+        return;
+    dup2(pipefd[1], 2);
+    n = fds_exhaust(fds, 256, &saved, &limit);
+    rcs[0] = run(&req, &res);
+    rcs[1] = run(&req, &res);
+    curl_rc = curl_easy_perform(easy);
+    fds_release(fds, n, &saved);
+    dup2(err_fd, 2);
+    got = read(pipefd[0], logged_text, sizeof(logged_text) - 1);
+    logged_text[got > 0 ? got : 0] = '\0';
+    close(pipefd[0]);
+    close(pipefd[1]);
+    close(err_fd);
+    curl_easy_cleanup(easy);
+
+    CHECK(n > 0 && n < 256);
+    CHECK_INT_EQ(rcs[0], J4_ERR_CONNECT);
+    CHECK_INT_EQ(rcs[1], J4_ERR_CONNECT);
+    CHECK_INT_EQ(res.outcome, J4_OUTCOME_CONNECT);
+    CHECK_INT_EQ(curl_rc, CURLE_COULDNT_CONNECT);
+    snprintf(want, sizeof(want),
+             "out of file descriptors (ulimit -n %llu): raise it or lower "
+             "the worker count\n", limit);
+    if (!CHECK(strstr(logged_text, want) != NULL))
+        fprintf(stderr, "    logged: %s\n", logged_text);
+    CHECK(strchr(logged_text, '\n') == strrchr(logged_text, '\n'));
+    get_ok("/cl?n=1", "a"); /* and fine again */
+}
+
+static void test_like_curl(void)
+{
+    CURL *easy = curl_easy_init();
+
+    test_lengths(easy);
+    test_head_limits(easy);
+    test_chunk_framing(easy);
+    curl_easy_cleanup(easy);
+    test_request_close();
+    test_huge_timeout();
+    test_out_of_fds();
+}
+
 /* ------------------------------------------------- a real nginx */
 
 /* "accepts" of nginx's stub_status, fetched on c's own connection. */
@@ -1450,6 +1874,7 @@ int main(int argc, char **argv)
     test_can_urls();
     test_no_allocs();
     test_beside_curl();
+    test_like_curl();
 
     s = sched_new(1, 256 * 1024);
     if (CHECK(s != NULL)) {
