@@ -330,31 +330,6 @@ static void parts_free(struct report_parts *p, size_t n)
     free(p->hists);
 }
 
-/* Sparse buckets of h into out. */
-static int hist_fill(J4__Histogram *out, const struct hist *h)
-{
-    size_t n = 0;
-
-    j4__histogram__init(out);
-    for (uint32_t i = h->lo; i < h->hi; i++)
-        n += h->counts[i] != 0;
-    out->index = calloc(n + 1, sizeof(*out->index));
-    out->count = calloc(n + 1, sizeof(*out->count));
-    if (!out->index || !out->count)
-        return J4_ERR_NOMEM;
-    for (uint32_t i = h->lo; i < h->hi; i++) {
-        if (!h->counts[i])
-            continue;
-        out->index[out->n_index++] = i;
-        out->count[out->n_count++] = h->counts[i];
-    }
-    out->total = h->total;
-    out->sum_us = h->sum_us;
-    out->min_us = h->total ? h->min_us : 0;
-    out->max_us = h->max_us;
-    return J4_OK;
-}
-
 static int metrics_fill(struct report_parts *p, size_t i,
                         const struct run_delta *d)
 {
@@ -381,7 +356,7 @@ static int metrics_fill(struct report_parts *p, size_t i,
     p->metrics_ptrs[i] = m;
     if (series_wire_fill(m, &d->stats.series) != J4_OK)
         return J4_ERR_NOMEM;
-    return hist_fill(&p->hists[i], &d->stats.latency);
+    return series_wire_hist(&p->hists[i], &d->stats.latency);
 }
 
 /* Packs deltas as report seq into ex->report. */

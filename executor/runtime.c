@@ -88,7 +88,7 @@ struct runtime {
 
 /* ------------------------------------------------------------ helpers */
 
-void cond_init_monotonic(pthread_cond_t *cond)
+static void cond_init_monotonic(pthread_cond_t *cond)
 {
     pthread_condattr_t attr;
 
@@ -98,7 +98,7 @@ void cond_init_monotonic(pthread_cond_t *cond)
     pthread_condattr_destroy(&attr);
 }
 
-void timespec_at_mono_ms(struct timespec *ts, int64_t mono_ms)
+static void timespec_at_mono_ms(struct timespec *ts, int64_t mono_ms)
 {
     ts->tv_sec = (time_t)(mono_ms / 1000);
     ts->tv_nsec = (long)(mono_ms % 1000) * 1000000L;
@@ -154,12 +154,18 @@ struct sched *worker_sched(const struct j4_worker *w)
     return w->ctx->rt->sched;
 }
 
-int64_t worker_grace_left_us(const struct j4_worker *w)
+int64_t worker_abort_at_us(const struct j4_worker *w)
 {
     if (!atomic_load(&w->stop))
         return INT64_MAX;
-    return atomic_load(&w->stop_us) + w->ctx->grace_ms * 1000 -
-           clock_mono_us();
+    return atomic_load(&w->stop_us) + w->ctx->grace_ms * 1000;
+}
+
+int64_t worker_grace_left_us(const struct j4_worker *w)
+{
+    int64_t at = worker_abort_at_us(w);
+
+    return at == INT64_MAX ? INT64_MAX : at - clock_mono_us();
 }
 
 /* Between iterations: the stop flag, then the lease. */

@@ -17,10 +17,8 @@
 #ifndef J4_EXECUTOR_RUNTIME_H
 #define J4_EXECUTOR_RUNTIME_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "plugin.h"
 #include "schedule.h"
@@ -121,9 +119,5 @@ int64_t runtime_max_grace_ms(const struct runtime *rt);
  * their owner when they exit. */
 void runtime_wait(struct runtime *rt, int64_t deadline_mono_ms);
 void runtime_wake(struct runtime *rt);
-
-/* Monotonic-clock condition variable helpers, shared with the SDK. */
-void cond_init_monotonic(pthread_cond_t *cond);
-void timespec_at_mono_ms(struct timespec *ts, int64_t mono_ms);
 
 #endif

@@ -992,7 +992,6 @@ grpc_completion_queue *sched_cq_init(struct sched_cq *q)
     if (!l || !l->current)
         return NULL;
     q->owner = l->current;
-    q->loop = l;
     if (!l->cq_started) {
         l->cq = grpc_completion_queue_create_for_next(NULL);
         if (!l->cq || pthread_create(&l->cq_thread, NULL, cq_main, l) != 0) {

@@ -125,7 +125,6 @@ void sched_curl_cancel(struct sched_curl_op *op);
 #define SCHED_CQ_TAGS 4
 struct sched_cq {
     struct fiber *owner;
-    void *loop;
     int waiting;
     unsigned outstanding;        /* batches started, not completed */
     unsigned char ready[16];     /* completed tags, in order */

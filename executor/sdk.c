@@ -153,16 +153,10 @@ J4_EXPORT void j4_log(j4_worker_t *w, j4_log_level level, const char *fmt, ...)
             (unsigned long long)w->number, text);
 }
 
-/* Longer latencies are a bug of the caller (a negative difference, say):
- * they are recorded as this, so the mean and max stay meaningful. */
-#define RECORD_MAX_US (UINT64_C(1) << 40)
-
 J4_EXPORT void j4_record(j4_worker_t *w, j4_outcome outcome,
                          uint64_t latency_us)
 {
-    if (latency_us > RECORD_MAX_US)
-        latency_us = RECORD_MAX_US;
-    worker_stats_record(&w->stats, outcome, latency_us);
+    worker_stats_record(&w->stats, outcome, sdk_value_us(latency_us));
 }
 
 J4_EXPORT uint64_t j4_now_us(void)

@@ -63,8 +63,6 @@ struct sdk_buf {
     size_t len, cap;
 };
 
-/* Where a caller outside any worker fiber gets its unary reply. */
-static __thread struct sdk_buf thread_reply;
 
 /* Metadata of one call: the caller's plus the trace context. */
 struct md_set {
@@ -145,13 +143,14 @@ void sdk_grpc_fiber_release(struct sdk_fiber *f)
     f->grpc_reply = NULL;
 }
 
-/* The calling fiber's unary reply, valid until its next call. */
+/* The calling fiber's unary reply, valid until its next call. Calls run
+ * only on worker fibers (sched_cq_init refuses others). */
 static struct sdk_buf *reply_buf(void)
 {
     struct sdk_fiber *f = fiber_local();
 
     if (!f)
-        return &thread_reply;
+        return NULL;
     if (!f->grpc_reply)
         f->grpc_reply = calloc(1, sizeof(struct sdk_buf));
     return f->grpc_reply;
@@ -299,11 +298,7 @@ static grpc_event cq_next(struct sched_cq *q, int64_t deadline_us)
  * stopping). */
 static int64_t abort_at_us(const struct j4_worker *w)
 {
-    int64_t left = worker_grace_left_us(w);
-
-    if (atomic_load(&w->routines_halt))
-        return 0;
-    return left == INT64_MAX ? INT64_MAX : clock_mono_us() + left;
+    return atomic_load(&w->routines_halt) ? 0 : worker_abort_at_us(w);
 }
 
 /* ------------------------------------------------------------ channels */

@@ -233,15 +233,13 @@ static CURLcode perform(struct j4_worker *w, struct sdk_http *h)
     if (sched_curl_start(&op, h->easy) != CURLM_OK)
         return CURLE_FAILED_INIT;
     for (;;) {
-        int64_t left = worker_grace_left_us(w);
+        int64_t abort_at = worker_abort_at_us(w);
 
-        if (left <= 0) {
+        if (abort_at != INT64_MAX && clock_mono_us() >= abort_at) {
             sched_curl_cancel(&op);
             return CURLE_ABORTED_BY_CALLBACK;
         }
-        if (sched_curl_wait(&op, left == INT64_MAX
-                                     ? INT64_MAX
-                                     : clock_mono_us() + left) == 1)
+        if (sched_curl_wait(&op, abort_at) == 1)
             return op.result;
     }
 }
@@ -360,9 +358,7 @@ static void exchange_done(struct j4_worker *w, const j4_http_request_t *req,
 /* When the native client must give up on a stopping worker. */
 static int64_t native_abort_at(void *arg)
 {
-    int64_t left = worker_grace_left_us(arg);
-
-    return left == INT64_MAX ? INT64_MAX : clock_mono_us() + left;
+    return worker_abort_at_us(arg);
 }
 
 #define NATIVE_FALLBACK 1 /* not a j4_status: replay with libcurl */

@@ -13,11 +13,8 @@
 J4_EXPORT void j4_metric_observe(j4_worker_t *w, const char *name,
                                  uint64_t value_us)
 {
-    /* As j4_record: an absurd value is the caller's bug; cap it. */
-    if (value_us > (UINT64_C(1) << 40))
-        value_us = UINT64_C(1) << 40;
     if (w)
-        stats_team_observe(&w->stats, name, value_us);
+        stats_team_observe(&w->stats, name, sdk_value_us(value_us));
 }
 
 J4_EXPORT void j4_metric_count(j4_worker_t *w, const char *name, uint64_t n)

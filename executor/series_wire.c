@@ -10,23 +10,17 @@
 
 #include "j4.h"
 
-static J4__Histogram *hist_wire(const struct hist *h)
+int series_wire_hist(J4__Histogram *out, const struct hist *h)
 {
-    J4__Histogram *out;
     size_t n = 0;
 
-    if (!h || h->total == 0)
-        return NULL;
-    out = calloc(1, sizeof(*out));
-    if (!out)
-        return NULL;
     j4__histogram__init(out);
     for (uint32_t i = h->lo; i < h->hi; i++)
         n += h->counts[i] != 0;
     out->index = calloc(n + 1, sizeof(*out->index));
     out->count = calloc(n + 1, sizeof(*out->count));
     if (!out->index || !out->count)
-        return out; /* freed by the caller, reported as no memory */
+        return J4_ERR_NOMEM;
     for (uint32_t i = h->lo; i < h->hi; i++) {
         if (!h->counts[i])
             continue;
@@ -35,8 +29,21 @@ static J4__Histogram *hist_wire(const struct hist *h)
     }
     out->total = h->total;
     out->sum_us = h->sum_us;
-    out->min_us = h->min_us;
+    out->min_us = h->total ? h->min_us : 0;
     out->max_us = h->max_us;
+    return J4_OK;
+}
+
+static J4__Histogram *hist_wire(const struct hist *h)
+{
+    J4__Histogram *out;
+
+    if (!h || h->total == 0)
+        return NULL;
+    out = calloc(1, sizeof(*out));
+    if (out)
+        series_wire_hist(out, h); /* on failure freed by the caller,
+                                     reported as no memory */
     return out;
 }
 

@@ -15,6 +15,10 @@
  * filled so far is still freed by series_wire_free). */
 int series_wire_fill(J4__ScenarioMetrics *m, const struct series_set *set);
 
+/* Sparse buckets of h into out (its index and count arrays are
+ * allocated: the caller frees them). J4_OK or J4_ERR_NOMEM. */
+int series_wire_hist(J4__Histogram *out, const struct hist *h);
+
 /* Frees what series_wire_fill() allocated in m. */
 void series_wire_free(J4__ScenarioMetrics *m);
 

@@ -100,6 +100,10 @@ struct j4_worker {
  * and from a request in flight. Any thread. */
 void worker_request_stop(struct j4_worker *w);
 
+/* When requests in flight must be aborted (monotonic us): the stop plus
+ * the grace period; INT64_MAX while the worker is not stopping. */
+int64_t worker_abort_at_us(const struct j4_worker *w);
+
 /* Microseconds of grace left for requests in flight; INT64_MAX while the
  * worker is not stopping, <= 0 once the grace period has passed. */
 int64_t worker_grace_left_us(const struct j4_worker *w);
@@ -151,6 +155,16 @@ void sdk_grpc_fiber_release(struct sdk_fiber *f);
 
 /* The scheduler the runtime's workers run on (runtime.c). */
 struct sched *worker_sched(const struct j4_worker *w);
+
+/* A latency or team metric value a plugin hands the SDK, capped at 2^40
+ * us (about 12.7 days): a larger one is the caller's bug (a negative
+ * difference, say) and would only wreck the sums and means. */
+#define SDK_VALUE_MAX_US (UINT64_C(1) << 40)
+
+static inline uint64_t sdk_value_us(uint64_t us)
+{
+    return us > SDK_VALUE_MAX_US ? SDK_VALUE_MAX_US : us;
+}
 
 /* Logs how many j4_log lines of the run were suppressed, if any. */
 void sdk_log_flush(struct run_ctx *ctx);
